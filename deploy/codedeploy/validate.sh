@@ -1,0 +1,5 @@
+#!/bin/sh
+# deploy/scripts/validate.sh from the release root with $HOOKS_BIN set, also under the CodeDeploy agent.
+set -eu
+. "$(dirname "$0")/env.sh"
+exec deploy/scripts/validate.sh
