@@ -1,0 +1,140 @@
+//! The commands a pipeline and the CodeDeploy agent call: `hooks plan` (which deployment group a
+//! branch deploys to) and `hooks run-hook` (the agent's hook script). Arguments and printing
+//! only; the work is in `hooks::plan` and `hooks::lifecycle::run_hook`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hooks::lifecycle::run_hook::{
+    self, AgentEvent, DEFAULT_DEPLOYMENT_ROOT, ENGINE_MARKER, HookOutcome, RunHookOptions,
+};
+use hooks::plan::{Decision, PlanInput};
+
+/// Exit code of `hooks plan` when the branch has no deployment.
+pub const NO_DEPLOYMENT: i32 = 5;
+
+/// `hooks plan` arguments.
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// The branch (for a pull request, its head branch). `$BRANCH` is made from it.
+    #[arg(long)]
+    branch: String,
+    /// The pull request number, when the run is for one (fills `$PR_NUMBER`).
+    #[arg(long)]
+    pr: Option<u64>,
+    /// Match branch_config keys against this name instead of the branch (the action's
+    /// `config-name`).
+    #[arg(long)]
+    config_name: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The appspec holding branch_config.
+    #[arg(long, default_value = "appspec.yml")]
+    appspec: PathBuf,
+}
+
+/// `hooks run-hook` arguments; the rest comes from the agent's environment.
+#[derive(clap::Args)]
+pub struct RunHookArgs {
+    /// The unpacked revision (default: DEPLOYMENT_ROOT/<group-id>/<deployment-id>/deployment-archive).
+    #[arg(long)]
+    archive: Option<PathBuf>,
+    /// The agent's deployment root.
+    #[arg(long, env = "CODEDEPLOY_DEPLOYMENT_ROOT", default_value = DEFAULT_DEPLOYMENT_ROOT)]
+    deployment_root: PathBuf,
+    /// Seconds to wait for the lock held by another deployment.
+    #[arg(long, default_value_t = 600)]
+    wait: u64,
+}
+
+/// `hooks plan`: prints the deployment group and configs for a branch.
+pub fn plan(args: &PlanArgs) -> i32 {
+    let loaded = match hooks::appspec::load(&args.appspec) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("hooks: {error}");
+            return 3;
+        }
+    };
+    let input = PlanInput {
+        branch: &args.branch,
+        config_name: args.config_name.as_deref(),
+        pr_number: args.pr,
+    };
+    let decision = match loaded.spec.branch_config.decide(&input) {
+        Ok(decision) => decision,
+        Err(error) => {
+            eprintln!("hooks: {}: {error}", args.appspec.display());
+            return 3;
+        }
+    };
+    if args.json {
+        println!("{}", decision.to_json(&input));
+    } else {
+        print_text(&decision, &args.appspec);
+    }
+    match decision {
+        Decision::Deploy(_) => 0,
+        Decision::Skip { .. } => NO_DEPLOYMENT,
+    }
+}
+
+fn print_text(decision: &Decision, appspec: &Path) {
+    match decision {
+        Decision::Deploy(plan) => {
+            println!("deploymentGroupName: {}", plan.group);
+            for (name, value) in [
+                ("deploymentGroupConfig", &plan.group_config),
+                ("deploymentConfig", &plan.deployment_config),
+            ] {
+                if let Some(value) = value {
+                    println!("{name}: {value}");
+                }
+            }
+            eprintln!(
+                "hooks: matched branch_config key '{}' ({}:{})",
+                plan.key,
+                appspec.display(),
+                plan.line
+            );
+        }
+        Decision::Skip { reason, .. } => eprintln!("hooks: {reason}"),
+    }
+}
+
+/// `hooks run-hook`: one event's built-in steps under the CodeDeploy agent.
+pub fn run_hook(root: &Path, args: &RunHookArgs) -> i32 {
+    if std::env::var_os(ENGINE_MARKER).is_some() {
+        // The appspec points every event at this command; under `hooks deploy` the engine has
+        // already run the built-ins, so running them again would be wrong.
+        eprintln!(
+            "hooks run-hook: running under `hooks deploy`, which runs the built-in steps itself; nothing to do"
+        );
+        return 0;
+    }
+    let agent = match AgentEvent::from_env(|name| std::env::var(name).ok()) {
+        Ok(agent) => agent,
+        Err(error) => {
+            eprintln!("hooks run-hook: {error}");
+            return 3;
+        }
+    };
+    let outcome = run_hook::run_hook(
+        &agent,
+        &RunHookOptions {
+            root: root.to_owned(),
+            archive: args.archive.clone(),
+            deployment_root: args.deployment_root.clone(),
+            wait: Duration::from_secs(args.wait),
+            echo: true,
+        },
+    );
+    match &outcome {
+        HookOutcome::Done(text) => eprintln!("hooks run-hook: {text}"),
+        HookOutcome::Failed(text) | HookOutcome::Invalid(text) | HookOutcome::Locked(text) => {
+            eprintln!("hooks run-hook: {} failed: {text}", agent.event)
+        }
+    }
+    outcome.exit_code()
+}

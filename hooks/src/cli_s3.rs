@@ -1,0 +1,195 @@
+//! The S3 side of the command line: `deploy --bundle s3://…` and its flags, and `publish`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hooks::bundle::s3::{self, S3Options, TrustedKeys, Verification};
+use hooks::bundle::{BundleError, BundleSource};
+use hooks::publish::{self, PublishError, PublishOptions};
+
+/// Connection settings shared by `deploy` (S3 bundles) and `publish`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct S3Args {
+    /// S3-compatible endpoint (path-style addressing); AWS_ENDPOINT_URL works too.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Seconds allowed to connect.
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    s3_connect_timeout: f64,
+    /// Seconds of silence before a response or a body is given up on and resumed.
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    s3_read_timeout: f64,
+    /// Seconds allowed for one request up to its response headers.
+    #[arg(long, default_value_t = 60.0, value_name = "S")]
+    s3_operation_timeout: f64,
+    /// Retries per request and per chunk, with exponential backoff.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    s3_retries: u32,
+    /// Ranged GETs in flight at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    s3_concurrency: usize,
+    /// Bytes per ranged GET (suffix K or M allowed); memory is about (concurrency + 2) × this.
+    #[arg(long, default_value = "4M", value_parser = parse_size, value_name = "BYTES")]
+    s3_chunk_size: u64,
+}
+
+/// Flags of `deploy` that only matter for S3 bundles.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeployS3Args {
+    #[command(flatten)]
+    s3: S3Args,
+    /// Expected sha256 of the bundle (overrides the digest stored by `hooks publish`).
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    /// Accept an S3 object with no sha256 (neither metadata nor --sha256).
+    #[arg(long)]
+    allow_unverified: bool,
+    /// PEM file of an ed25519 public key; bundles must be signed by one of these. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    trusted_key: Vec<PathBuf>,
+}
+
+/// `hooks publish` arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PublishArgs {
+    /// The bundle directory (holding appspec.yml).
+    dir: PathBuf,
+    /// Destination, s3://BUCKET/PREFIX/; the bundle goes to PREFIX/<sha256>.tar.gz.
+    #[arg(long, value_name = "S3_URL")]
+    to: String,
+    /// YAML file with `include:` and `exclude:` glob lists.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Also write PREFIX/<group>/LATEST (JSON) pointing at the bundle, last.
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
+    /// Commit stored as metadata and in the pointer.
+    #[arg(long, value_name = "SHA")]
+    commit: Option<String>,
+    /// Branch stored as metadata and in the pointer.
+    #[arg(long, value_name = "NAME")]
+    branch: Option<String>,
+    /// PKCS#8 PEM ed25519 private key file; the bundle's sha256 is signed with it.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Bundles at least this big go as a multipart upload (suffix K or M allowed).
+    #[arg(long, default_value = "64M", value_parser = parse_size, value_name = "BYTES")]
+    multipart_threshold: u64,
+    /// Part size of a multipart upload (at least 5M).
+    #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "BYTES")]
+    part_size: u64,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 1 << 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * unit)
+        .ok_or_else(|| format!("'{text}': expected a positive number of bytes, like 4194304 or 4M"))
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.001))
+}
+
+impl S3Args {
+    /// The [`S3Options`] these flags describe.
+    pub fn options(&self, progress: bool) -> S3Options {
+        S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            connect_timeout: seconds(self.s3_connect_timeout),
+            read_timeout: seconds(self.s3_read_timeout),
+            operation_timeout: seconds(self.s3_operation_timeout),
+            retries: self.s3_retries,
+            concurrency: self.s3_concurrency.max(1),
+            chunk_size: self.s3_chunk_size,
+            progress,
+        }
+    }
+}
+
+impl DeployS3Args {
+    /// The connection settings.
+    pub fn options(&self, progress: bool) -> S3Options {
+        self.s3.options(progress)
+    }
+
+    /// True when `--sha256` was given.
+    pub fn sha256_given(&self) -> bool {
+        self.sha256.is_some()
+    }
+
+    /// `--trusted-key`, `--allow-unverified` and `--sha256` as a [`Verification`].
+    pub fn verification(&self) -> Result<Verification, String> {
+        Ok(Verification {
+            sha256: self.sha256.clone(),
+            require_sha256: !self.allow_unverified,
+            trusted: TrustedKeys::load(&self.trusted_key)?,
+        })
+    }
+}
+
+/// Opens `--bundle`: an `s3://` URL becomes an S3 source, anything else a local path.
+pub fn open_bundle(
+    bundle: &std::path::Path,
+    args: &DeployS3Args,
+    quiet: bool,
+) -> Result<Box<dyn BundleSource>, BundleError> {
+    match bundle.to_str() {
+        Some(url) if url.starts_with("s3://") => {
+            let verification = args.verification().map_err(BundleError::Invalid)?;
+            s3::open_s3(url, args.options(!quiet), verification)
+        }
+        _ => hooks::bundle::open_local(bundle),
+    }
+}
+
+/// Runs `hooks publish`: prints the bundle's URL (stdout, for scripts) and a summary (stderr).
+/// Exit 0 published, 1 upload failed, 3 invalid input.
+pub fn run_publish(args: PublishArgs) -> i32 {
+    let options = PublishOptions {
+        dir: args.dir,
+        to: args.to,
+        manifest: args.manifest,
+        group: args.group,
+        commit: args.commit,
+        branch: args.branch,
+        signing_key: args.signing_key,
+        s3: args.s3.options(false),
+        multipart_threshold: args.multipart_threshold,
+        part_size: args.part_size,
+    };
+    match publish::publish(&options) {
+        Ok(done) => {
+            println!("{}", done.url);
+            eprintln!(
+                "published {} files, {} bytes{}, sha256 {}{}",
+                done.files,
+                done.size,
+                if done.multipart { " (multipart)" } else { "" },
+                done.sha256,
+                done.pointer
+                    .as_ref()
+                    .map(|p| format!("; pointer {p}"))
+                    .unwrap_or_default()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("hooks publish: {e}");
+            match e {
+                PublishError::Invalid(_) => 3,
+                PublishError::Upload(_) => 1,
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Database URLs as read from a secret file: which engine, where the SQLite file is, and the
+//! PostgreSQL connection parts for `pg_dump`/`pg_restore`, whose password goes through a
+//! temporary `PGPASSFILE`, never a command line or an environment variable.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A parsed database URL. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite:PATH` / `sqlite://PATH`, relative paths resolved against the release directory.
+    Sqlite { path: PathBuf },
+    /// `postgres://` or `postgresql://`.
+    Postgres {
+        host: String,
+        port: u16,
+        user: String,
+        password: Option<String>,
+        database: String,
+        sslmode: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path } => write!(f, "sqlite {}", path.display()),
+            Self::Postgres {
+                host,
+                port,
+                user,
+                database,
+                ..
+            } => write!(f, "postgres {user}@{host}:{port}/{database}"),
+        }
+    }
+}
+
+/// Why a URL file could not be used. Messages name the file, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error(
+        "cannot read the database URL file {path}: {source}; create it (mode 0600) with the database URL"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the database URL in {path} is not usable: {why}; expected postgres://USER:PASSWORD@HOST:PORT/DB or sqlite://PATH"
+    )]
+    Invalid { path: PathBuf, why: &'static str },
+}
+
+impl DatabaseUrl {
+    /// Reads and parses the URL in `file`; relative SQLite paths are resolved against `base`.
+    /// Returns the raw text too, so the caller can register it for redaction.
+    pub fn read(file: &Path, base: &Path) -> Result<(Self, String), UrlError> {
+        let raw = std::fs::read_to_string(file).map_err(|source| UrlError::Read {
+            path: file.to_owned(),
+            source,
+        })?;
+        let text = raw.trim().to_owned();
+        let invalid = |why| UrlError::Invalid {
+            path: file.to_owned(),
+            why,
+        };
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("sqlite:") {
+            let rest = &text["sqlite:".len()..];
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() || path == ":memory:" {
+                return Err(invalid("a SQLite URL must name a file"));
+            }
+            return Ok((
+                Self::Sqlite {
+                    path: base.join(path),
+                },
+                text,
+            ));
+        }
+        if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+            return Err(invalid("unknown scheme"));
+        }
+        let parsed = url::Url::parse(&text).map_err(|_| invalid("it does not parse as a URL"))?;
+        let decode = |s: &str| {
+            percent_decode(s).ok_or(UrlError::Invalid {
+                path: file.to_owned(),
+                why: "bad percent-encoding",
+            })
+        };
+        let database = parsed.path().trim_start_matches('/');
+        Ok((
+            Self::Postgres {
+                host: parsed.host_str().unwrap_or("localhost").to_owned(),
+                port: parsed.port().unwrap_or(5432),
+                user: decode(parsed.username())?,
+                password: parsed.password().map(decode).transpose()?,
+                database: decode(if database.is_empty() {
+                    "postgres"
+                } else {
+                    database
+                })?,
+                sslmode: parsed
+                    .query_pairs()
+                    .find(|(k, _)| k == "sslmode")
+                    .map(|(_, v)| v.into_owned()),
+            },
+            text,
+        ))
+    }
+
+    /// The engine's name for file names and logs.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Arguments and environment for libpq tools; the password is in a 0600 temporary file named by
+/// `PGPASSFILE`, removed when this value is dropped.
+pub struct PgConnection {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    _passfile: Option<tempfile::NamedTempFile>,
+}
+
+impl PgConnection {
+    /// Builds the connection for `url` (which must be PostgreSQL).
+    pub fn new(url: &DatabaseUrl) -> std::io::Result<Self> {
+        let DatabaseUrl::Postgres {
+            host,
+            port,
+            user,
+            password,
+            database,
+            sslmode,
+        } = url
+        else {
+            return Err(std::io::Error::other("not a PostgreSQL URL"));
+        };
+        let args = vec![
+            format!("--host={host}"),
+            format!("--port={port}"),
+            format!("--username={user}"),
+            format!("--dbname={database}"),
+            "--no-password".to_owned(),
+        ];
+        let mut env = Vec::new();
+        if let Some(mode) = sslmode {
+            env.push(("PGSSLMODE".to_owned(), mode.clone()));
+        }
+        let mut passfile = None;
+        if let Some(password) = password {
+            // tempfile creates the file with mode 0600, as libpq requires.
+            let mut file = tempfile::NamedTempFile::new()?;
+            let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+            writeln!(
+                file,
+                "{}:{port}:{}:{}:{}",
+                escape(host),
+                escape(database),
+                escape(user),
+                escape(password)
+            )?;
+            file.flush()?;
+            env.push(("PGPASSFILE".to_owned(), file.path().display().to_string()));
+            passfile = Some(file);
+        }
+        Ok(Self {
+            args,
+            env,
+            _passfile: passfile,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_are_split_and_the_password_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(
+            &file,
+            "postgres://app:s%3Acret@db.local:6543/shop?sslmode=require\n",
+        )
+        .unwrap();
+        let (url, raw) = DatabaseUrl::read(&file, dir.path()).unwrap();
+        assert!(raw.contains("s%3Acret"));
+        assert!(!format!("{url:?}").contains("cret"));
+        let pg = PgConnection::new(&url).unwrap();
+        assert!(pg.args.iter().all(|a| !a.contains("cret")));
+        let passfile = &pg.env.iter().find(|(k, _)| k == "PGPASSFILE").unwrap().1;
+        assert_eq!(
+            std::fs::read_to_string(passfile).unwrap(),
+            "db.local:6543:shop:app:s\\:cret\n"
+        );
+    }
+
+    #[test]
+    fn relative_sqlite_paths_resolve_against_the_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "sqlite://data/app.db?mode=rwc").unwrap();
+        let (url, _) = DatabaseUrl::read(&file, Path::new("/srv/r1")).unwrap();
+        assert_eq!(
+            url,
+            DatabaseUrl::Sqlite {
+                path: "/srv/r1/data/app.db".into()
+            }
+        );
+        std::fs::write(&file, "mysql://x").unwrap();
+        let error = DatabaseUrl::read(&file, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown scheme") && !error.contains("mysql://x"));
+    }
+}

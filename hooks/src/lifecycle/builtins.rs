@@ -1,0 +1,111 @@
+//! The built-in steps of the `deploy:` extension, by event. One place decides which built-in
+//! step runs before the scripts of an event, so `hooks deploy`, a restore, `hooks rollback`
+//! and `hooks run-hook` under the CodeDeploy agent all run the same code.
+//!
+//! | event            | built-in step (before the event's scripts)                        |
+//! |------------------|-------------------------------------------------------------------|
+//! | Install          | link `deploy.shared`, copy `files:`, apply `permissions:`         |
+//! | AfterInstall     | `deploy.migrate`: backup if migrations are pending, then migrate  |
+//! | ApplicationStart | `deploy.compose`: `compose up` on the Engine API, health-gated;     |
+//! |                  | then `deploy.services`: rolling restart, one instance after another |
+//! | ValidateService  | `deploy.services`: every instance's health check passes            |
+//!
+//! A restore (and `hooks rollback`) runs ApplicationStart of the release it goes back to, so
+//! a failed rolling restart ends with every instance restarted on the previous build, and a
+//! failed compose step with the previous release's compose files up again.
+//!
+//! Install is driven by [`super::activate::Activation::install`] because it also needs what the
+//! previous deployment installed.
+
+use std::path::PathBuf;
+
+use crate::appspec::LifecycleEvent;
+use crate::db::migrate::MigrateContext;
+use crate::release::Layout;
+use crate::runtime::services;
+
+use super::activate::Release;
+use super::events::Builtin;
+
+/// Database backups kept under `<root>/backups/`.
+pub const KEEP_BACKUPS: usize = 10;
+
+/// What built-in steps need to know about the run besides the release.
+pub struct BuiltinContext {
+    pub layout: Layout,
+    pub deployment_id: String,
+}
+
+impl BuiltinContext {
+    fn shared_dir(&self) -> PathBuf {
+        self.layout.shared_dir()
+    }
+}
+
+/// The built-in step of `event` for `release`, if its `deploy:` section asks for one.
+pub fn for_event<'a>(
+    event: LifecycleEvent,
+    release: &'a Release,
+    context: &'a BuiltinContext,
+) -> Option<Builtin<'a>> {
+    match event {
+        LifecycleEvent::AfterInstall => {
+            let config = release.spec.deploy.migrate.as_ref()?;
+            Some(Box::new(move |log| {
+                let shared_dir = context.shared_dir();
+                let backups_dir = context.layout.backups_dir();
+                MigrateContext {
+                    config,
+                    release_dir: &release.dir,
+                    workdir: &release.dir,
+                    shared_dir: &shared_dir,
+                    backups_dir: &backups_dir,
+                    deployment_id: &context.deployment_id,
+                    keep_backups: KEEP_BACKUPS,
+                }
+                .run(log)
+            }))
+        }
+        LifecycleEvent::ApplicationStart
+            if release.spec.deploy.compose.is_some()
+                || !release.spec.deploy.services.is_empty() =>
+        {
+            Some(Box::new(move |log| {
+                if let Some(config) = &release.spec.deploy.compose {
+                    crate::runtime::engine::deploy_step(
+                        config,
+                        &release.dir,
+                        &context.layout.root().join("compose"),
+                        log,
+                    )?;
+                }
+                if release.spec.deploy.services.is_empty() {
+                    return Ok(());
+                }
+                // The supervisor outlives us and may run elsewhere: absolute paths only.
+                let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_owned());
+                let target = services::Release {
+                    id: release.id.clone(),
+                    dir: absolute(&release.dir),
+                };
+                services::rolling_restart_all(
+                    &absolute(context.layout.root()),
+                    &release.spec.deploy.services,
+                    None,
+                    &target,
+                    &mut |note| log.line("ApplicationStart", note),
+                )
+                .map_err(|failure| format!("rolling restart stopped at {failure}"))
+            }))
+        }
+        LifecycleEvent::ValidateService if !release.spec.deploy.services.is_empty() => {
+            Some(Box::new(move |log| {
+                services::validate(&release.spec.deploy.services, &mut |note| {
+                    log.line("ValidateService", note)
+                })
+                .map_err(|failure| format!("health check failed for {failure}"))
+            }))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,736 @@
+//! `hooks deploy`: one deployment from bundle to serving release, or a bail-out that restores
+//! the previous release.
+//!
+//! The bundle is fetched, unpacked and its appspec validated *before* ApplicationStop, so bad
+//! input stops nothing (CodeDeploy stops the application first and only then finds out).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::appspec::{self, AppSpec, LifecycleEvent};
+use crate::bundle::{self, BundleSource};
+use crate::release::history::{self, Kind, Record};
+use crate::release::lock::Holder;
+use crate::release::{DeployLock, History, Layout, retention, switch};
+
+use crate::db::migrate::{MigrateContext, Pending};
+
+use super::activate::{Activation, Release};
+use super::builtins::BuiltinContext;
+use super::events::{EventRunner, StepFailure};
+use super::log::DeploymentLog;
+use super::script::Grace;
+use super::{install, preflight};
+
+/// What the operator asked for.
+pub struct DeployOptions {
+    pub root: PathBuf,
+    pub application: String,
+    pub group: String,
+    pub group_id: String,
+    pub no_rollback: bool,
+    pub skip_application_stop: bool,
+    /// How long to wait for another deployment's lock (zero: fail at once).
+    pub wait: Duration,
+    pub limits: bundle::Limits,
+    pub grace: Grace,
+    /// Stream the log to stdout as well as the file.
+    pub echo: bool,
+}
+
+/// How a deployment ended; [`Outcome::exit_code`] is the documented contract.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Exit 0.
+    Deployed { id: String },
+    /// Exit 1: failed; the previous release serves again, or nothing had changed.
+    Failed {
+        id: String,
+        failure: String,
+        restored: Option<String>,
+    },
+    /// Exit 2: failed, and the previous release could not be restored (or `--no-rollback`).
+    NotRestored {
+        id: String,
+        failure: String,
+        restore: String,
+    },
+    /// Exit 3: invalid input found before any change.
+    Invalid { id: Option<String>, error: String },
+    /// Exit 4: another deployment holds the lock.
+    Locked { error: String },
+}
+
+impl Outcome {
+    /// The process exit code documented in the README.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Deployed { .. } => 0,
+            Self::Failed { .. } => 1,
+            Self::NotRestored { .. } => 2,
+            Self::Invalid { .. } => 3,
+            Self::Locked { .. } => 4,
+        }
+    }
+}
+
+/// A new deployment id, `d-YYYYMMDD-HHMMSS-mmm-xxxx` (UTC, milliseconds, random salt): `ls
+/// releases/` lists releases in the order they were deployed, and the lock serialises
+/// deployments of one root, so ids do not collide.
+pub fn new_deployment_id() -> String {
+    let stamp: String = history::now()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(17)
+        .collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!(
+        "d-{}-{}-{}-{salt:04x}",
+        &stamp[..8],
+        &stamp[8..14],
+        &stamp[14..17]
+    )
+}
+
+/// Variables every script gets besides the CodeDeploy ones: `HOOKS_ROOT` (the deployment root,
+/// to reach `shared/` and `current`) and `HOOKS_BIN` (this binary, so scripts can call
+/// `"$HOOKS_BIN" proc start …` even when `hooks` is not on PATH).
+pub fn hooks_env(layout: &Layout) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("HOOKS_ROOT".to_owned(), layout.root().display().to_string()),
+        // Tells `hooks run-hook` (the CodeDeploy agent's entry point) that this engine already
+        // runs the built-in steps, so the same appspec works under both.
+        (
+            super::run_hook::ENGINE_MARKER.to_owned(),
+            std::process::id().to_string(),
+        ),
+    ];
+    if let Ok(exe) = std::env::current_exe() {
+        env.push(("HOOKS_BIN".to_owned(), exe.display().to_string()));
+    }
+    env
+}
+
+/// The user running `hooks`, for the history.
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::geteuid() }))
+}
+
+/// Takes the lock and recovers from an interrupted run. Shared with `hooks rollback`.
+/// Returns the lock and what recovery did, for the deployment's log.
+pub fn begin(
+    layout: &Layout,
+    id: &str,
+    wait: Duration,
+) -> Result<(DeployLock, Vec<String>), Outcome> {
+    begin_continuing(layout, id, wait, None)
+}
+
+/// [`begin`] for one step of a deployment that spans several processes (`hooks run-hook`, one
+/// per CodeDeploy event): the unfinished history record of `continuing` is not interrupted.
+pub fn begin_continuing(
+    layout: &Layout,
+    id: &str,
+    wait: Duration,
+    continuing: Option<&str>,
+) -> Result<(DeployLock, Vec<String>), Outcome> {
+    layout.ensure().map_err(|e| Outcome::Invalid {
+        id: None,
+        error: format!("cannot create the root {}: {e}", layout.root().display()),
+    })?;
+    let holder = Holder {
+        pid: std::process::id(),
+        deployment_id: id.to_owned(),
+        since: history::now(),
+        script_pgid: None,
+    };
+    let lock =
+        DeployLock::acquire(&layout.lock_file(), holder, wait).map_err(|e| Outcome::Locked {
+            error: format!("{e}; wait for it to finish, or pass --wait SECONDS"),
+        })?;
+    let notes = recover(layout, &lock, continuing);
+    Ok((lock, notes))
+}
+
+/// Cleans up after a holder that died: its orphaned script, partial releases, and its
+/// unfinished history record.
+fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(previous) = &lock.previous
+        && let Some(pgid) = previous.script_pgid
+        && previous.pid != std::process::id()
+        && unsafe { libc::kill(-pgid, 0) } == 0
+    {
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        notes.push(format!(
+            "stopped script process group {pgid} left running by interrupted deployment {}",
+            previous.deployment_id
+        ));
+    }
+    let _ = switch::clean_stale_links(layout);
+    if let Ok(removed) = retention::clean_leftovers(layout) {
+        for name in removed {
+            notes.push(format!("removed leftover releases/{name}"));
+        }
+    }
+    let history = History::new(layout.history_file());
+    if let Ok(deployments) = history.deployments() {
+        let unfinished = deployments
+            .iter()
+            .filter(|d| d.result.is_none() && Some(d.id.as_str()) != continuing);
+        for deployment in unfinished {
+            let _ = history.append(&Record::Finished {
+                id: deployment.id.clone(),
+                ended_at: history::now(),
+                result: history::Result::Interrupted,
+                digest: None,
+                failed_event: None,
+                failed_script: None,
+                error: Some(format!(
+                    "hooks (pid {}) stopped before the deployment finished",
+                    deployment.pid
+                )),
+                restored: None,
+            });
+            notes.push(format!(
+                "deployment {} was interrupted (pid {} died); marked in the history",
+                deployment.id, deployment.pid
+            ));
+        }
+    }
+    notes
+}
+
+/// Runs a whole deployment of `source`.
+pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
+    let layout = Layout::new(&options.root);
+    let id = new_deployment_id();
+    let (mut lock, recovery) = match begin(&layout, &id, options.wait) {
+        Ok(begun) => begun,
+        Err(outcome) => return outcome,
+    };
+    let log = match DeploymentLog::open(&layout.log_file(&id), options.echo) {
+        Ok(log) => log,
+        Err(e) => {
+            return Outcome::Invalid {
+                id: Some(id),
+                error: format!(
+                    "cannot write the log under {}: {e}",
+                    layout.logs_dir().display()
+                ),
+            };
+        }
+    };
+    for note in recovery {
+        log.line("recovery", &note);
+    }
+    let history = History::new(layout.history_file());
+    let started = Record::Started {
+        id: id.clone(),
+        kind: Kind::Deploy,
+        application: options.application.clone(),
+        group: options.group.clone(),
+        bundle: source.describe(),
+        user: current_user(),
+        pid: std::process::id(),
+        started_at: history::now(),
+        target: None,
+    };
+    if let Err(e) = history.append(&started) {
+        return Outcome::Invalid {
+            id: Some(id),
+            error: format!("cannot write the history {}: {e}", history.path().display()),
+        };
+    }
+    log.line(
+        "deploy",
+        &format!(
+            "deployment {id} of {} ({} / {}) into {}",
+            source.describe(),
+            options.application,
+            options.group,
+            layout.root().display()
+        ),
+    );
+    let mut run = Run {
+        layout: &layout,
+        history: &history,
+        log: &log,
+        id: &id,
+        options,
+        digest: None,
+        failure: std::cell::RefCell::new(None),
+    };
+    let outcome = run.execute(source, &mut lock);
+    run.finish(&outcome);
+    outcome
+}
+
+/// Why DownloadBundle stopped: bad input (exit 3), or a source that could not be reached
+/// after its retries (exit 1: nothing changed, deploying again may work).
+enum Refusal {
+    Invalid(String),
+    Unavailable(String),
+}
+
+impl From<String> for Refusal {
+    fn from(error: String) -> Self {
+        Refusal::Invalid(error)
+    }
+}
+
+impl Refusal {
+    /// Connection-kind I/O errors come from a remote source's network (S3 after its retries,
+    /// or an object overwritten mid-download); every other bundle error is the input's fault.
+    fn from_bundle(error: bundle::BundleError) -> Self {
+        use std::io::ErrorKind::*;
+        match &error {
+            bundle::BundleError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    TimedOut
+                        | ConnectionAborted
+                        | ConnectionReset
+                        | ConnectionRefused
+                        | NotConnected
+                        | HostUnreachable
+                        | NetworkUnreachable
+                        | NetworkDown
+                ) =>
+            {
+                Refusal::Unavailable(error.to_string())
+            }
+            _ => Refusal::Invalid(error.to_string()),
+        }
+    }
+}
+
+struct Run<'a> {
+    layout: &'a Layout,
+    history: &'a History,
+    log: &'a DeploymentLog,
+    id: &'a str,
+    options: &'a DeployOptions,
+    digest: Option<String>,
+    /// The failing step, kept for the history record.
+    failure: std::cell::RefCell<Option<StepFailure>>,
+}
+
+impl Run<'_> {
+    fn execute(&mut self, source: &dyn BundleSource, lock: &mut DeployLock) -> Outcome {
+        let new_spec = match self.prepare(source) {
+            Ok(spec) => spec,
+            Err(Refusal::Invalid(error)) => {
+                let _ = std::fs::remove_dir_all(self.layout.partial_dir(self.id));
+                self.log
+                    .line("DownloadBundle", &format!("refused: {error}"));
+                return Outcome::Invalid {
+                    id: Some(self.id.to_owned()),
+                    error,
+                };
+            }
+            Err(Refusal::Unavailable(error)) => {
+                let _ = std::fs::remove_dir_all(self.layout.partial_dir(self.id));
+                self.log.line(
+                    "DownloadBundle",
+                    &format!("failed, nothing changed: {error}"),
+                );
+                return Outcome::Failed {
+                    id: self.id.to_owned(),
+                    failure: error,
+                    restored: None,
+                };
+            }
+        };
+        let new = Release {
+            id: self.id.to_owned(),
+            dir: self.layout.release_dir(self.id),
+            spec: new_spec,
+        };
+        let previous = self.previous_release();
+        let mut env = vec![
+            ("DEPLOYMENT_ID".to_owned(), self.id.to_owned()),
+            (
+                "APPLICATION_NAME".to_owned(),
+                self.options.application.clone(),
+            ),
+            (
+                "DEPLOYMENT_GROUP_NAME".to_owned(),
+                self.options.group.clone(),
+            ),
+            (
+                "DEPLOYMENT_GROUP_ID".to_owned(),
+                self.options.group_id.clone(),
+            ),
+        ];
+        env.extend(hooks_env(self.layout));
+        env.extend(source.environment());
+        let mut runner = EventRunner {
+            log: self.log,
+            env,
+            grace: self.options.grace,
+            lock,
+        };
+        let builtins = BuiltinContext {
+            layout: self.layout.clone(),
+            deployment_id: self.id.to_owned(),
+        };
+        let mut activation = Activation {
+            layout: self.layout,
+            runner: &mut runner,
+            builtins: &builtins,
+        };
+        match self.lifecycle(&mut activation, &new, previous.as_ref()) {
+            Ok(()) => {
+                let removed = retention::prune(
+                    self.layout,
+                    self.history,
+                    new.spec.deploy.keep_releases,
+                    self.id,
+                );
+                if let Ok(removed) = removed
+                    && !removed.is_empty()
+                {
+                    self.log.line(
+                        "deploy",
+                        &format!("retention: removed old releases {}", removed.join(", ")),
+                    );
+                }
+                Outcome::Deployed {
+                    id: self.id.to_owned(),
+                }
+            }
+            Err((failure, changed)) => {
+                self.bail_out(&mut activation, &new, previous.as_ref(), failure, changed)
+            }
+        }
+    }
+
+    /// DownloadBundle, done first: unpack into `releases/<id>.partial`, validate the appspec and
+    /// everything the plan needs, then rename the release into place.
+    fn prepare(&mut self, source: &dyn BundleSource) -> Result<AppSpec, Refusal> {
+        let scope = LifecycleEvent::DownloadBundle.name();
+        let started = std::time::Instant::now();
+        self.log.line(
+            scope,
+            &format!("==> DownloadBundle from {}", source.describe()),
+        );
+        let partial = self.layout.partial_dir(self.id);
+        std::fs::create_dir_all(&partial)
+            .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        let report = source
+            .unpack_into(&partial, &self.options.limits)
+            .map_err(Refusal::from_bundle)?;
+        self.digest = report.sha256.clone();
+        self.log.line(
+            scope,
+            &format!(
+                "unpacked {} files, {} bytes{}{}",
+                report.files,
+                report.bytes,
+                report
+                    .sha256
+                    .as_ref()
+                    .map(|s| format!(", sha256 {s}"))
+                    .unwrap_or_default(),
+                report
+                    .unwrapped
+                    .as_ref()
+                    .map(|d| format!(", unwrapped top-level directory {d}/"))
+                    .unwrap_or_default()
+            ),
+        );
+        let spec_path = appspec::find_in(&partial).ok_or_else(|| {
+            format!(
+                "the bundle {} has no appspec.yml (or appspec.yaml) at its root; add one at the top of the bundle",
+                source.describe()
+            )
+        })?;
+        let loaded = appspec::load(&spec_path).map_err(|e| {
+            // Name the file as the user knows it, not the partial directory.
+            e.to_string()
+                .replace(&partial.display().to_string(), "<bundle>")
+        })?;
+        for warning in &loaded.warnings {
+            self.log.line(
+                "appspec",
+                &format!(
+                    "warning: appspec.yml:{}:{}: {}: {}",
+                    warning.line, warning.column, warning.key_path, warning.message
+                ),
+            );
+        }
+        preflight::check(&loaded.spec, &partial, &self.layout.shared_dir())?;
+        self.check_migrations(&loaded.spec, &partial)?;
+        std::fs::rename(&partial, self.layout.release_dir(self.id))
+            .map_err(|e| format!("cannot move the release into place: {e}"))?;
+        let _ = crate::release::layout::sync_dir(&self.layout.releases_dir());
+        self.log.line(
+            scope,
+            &format!(
+                "<== DownloadBundle succeeded in {:.3} s",
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(loaded.spec)
+    }
+
+    /// Refuses, before anything changes, a release whose migrations the migrator would refuse
+    /// (changed checksum, missing or out-of-order files). Runs the new release's migrator in
+    /// the serving release, where the shared links that relative SQLite paths need exist.
+    fn check_migrations(&self, spec: &AppSpec, partial: &std::path::Path) -> Result<(), String> {
+        let (Some(config), Some(current)) = (&spec.deploy.migrate, self.layout.current_release())
+        else {
+            return Ok(());
+        };
+        let shared_dir = self.layout.shared_dir();
+        let backups_dir = self.layout.backups_dir();
+        let workdir = self.layout.release_dir(&current);
+        let step = MigrateContext {
+            config,
+            release_dir: partial,
+            workdir: &workdir,
+            shared_dir: &shared_dir,
+            backups_dir: &backups_dir,
+            deployment_id: self.id,
+            keep_backups: super::builtins::KEEP_BACKUPS,
+        };
+        if !step.url_file().exists() {
+            return Ok(());
+        }
+        match step.pending() {
+            Ok(Pending::Refused(why)) => Err(why),
+            Ok(state) => {
+                self.log
+                    .line("DownloadBundle", &format!("migrations: {state:?}"));
+                Ok(())
+            }
+            Err(e) => {
+                self.log.line(
+                    "DownloadBundle",
+                    &format!("migrations could not be checked yet ({e}); AfterInstall will try"),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The release of the last fully successful deployment, with its appspec.
+    fn previous_release(&self) -> Option<Release> {
+        let id = self
+            .history
+            .last_successful(&self.layout.releases_dir())
+            .ok()??;
+        let dir = self.layout.release_dir(&id);
+        match appspec::find_in(&dir).map(|p| appspec::load(&p)) {
+            Some(Ok(loaded)) => Some(Release {
+                id,
+                dir,
+                spec: loaded.spec,
+            }),
+            Some(Err(e)) => {
+                self.log.line(
+                    "deploy",
+                    &format!("previous release {id} has an appspec hooks cannot read ({e}); its ApplicationStop is skipped and it cannot be restored automatically"),
+                );
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The in-place lifecycle. On failure returns whether anything had changed yet.
+    fn lifecycle(
+        &self,
+        activation: &mut Activation<'_, '_>,
+        new: &Release,
+        previous: Option<&Release>,
+    ) -> Result<(), (StepFailure, bool)> {
+        use LifecycleEvent::*;
+        let traffic = previous.is_some_and(|p| p.spec.deploy.traffic);
+        if let Some(previous) = previous.filter(|_| traffic) {
+            for event in [BeforeBlockTraffic, AfterBlockTraffic] {
+                activation.event(event, previous).map_err(|f| (f, true))?;
+            }
+        } else {
+            self.log.line(
+                "deploy",
+                "BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic skipped: no traffic switch configured (deploy.traffic)",
+            );
+        }
+        match previous {
+            _ if self.options.skip_application_stop => self
+                .log
+                .line("ApplicationStop", "skipped (--skip-application-stop)"),
+            None => self.log.line(
+                "ApplicationStop",
+                "skipped: no earlier successful deployment on this root",
+            ),
+            Some(previous) => activation
+                .event(ApplicationStop, previous)
+                .map_err(|f| (f, true))?,
+        }
+        activation
+            .event(BeforeInstall, new)
+            .map_err(|f| (f, true))?;
+        let installed_before = self
+            .layout
+            .current_release()
+            .map(|c| install::read_manifest(&self.layout.installed_manifest(&c)))
+            .unwrap_or_default();
+        activation
+            .install(new, &installed_before)
+            .map_err(|f| (f, true))?;
+        activation.event(AfterInstall, new).map_err(|f| (f, true))?;
+        activation.switch(new).map_err(|f| (f, true))?;
+        activation
+            .event(ApplicationStart, new)
+            .map_err(|f| (f, true))?;
+        activation
+            .event(ValidateService, new)
+            .map_err(|f| (f, true))?;
+        if new.spec.deploy.traffic {
+            for event in [BeforeAllowTraffic, AfterAllowTraffic] {
+                activation.event(event, new).map_err(|f| (f, true))?;
+            }
+        } else {
+            self.log.line(
+                "deploy",
+                "BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic skipped: no traffic switch configured (deploy.traffic)",
+            );
+        }
+        Ok(())
+    }
+
+    fn bail_out(
+        &self,
+        activation: &mut Activation<'_, '_>,
+        new: &Release,
+        previous: Option<&Release>,
+        failure: StepFailure,
+        changed: bool,
+    ) -> Outcome {
+        let id = self.id.to_owned();
+        let text = format!("{}: {}", failure.code, failure);
+        self.log
+            .line("deploy", &format!("deployment {id} FAILED: {text}"));
+        *self.failure.borrow_mut() = Some(failure.clone());
+        if !changed {
+            return Outcome::Failed {
+                id,
+                failure: text,
+                restored: None,
+            };
+        }
+        if self.options.no_rollback {
+            return Outcome::NotRestored {
+                id,
+                failure: text,
+                restore: "not attempted (--no-rollback)".to_owned(),
+            };
+        }
+        let started = failure.event >= LifecycleEvent::ApplicationStart;
+        match previous {
+            Some(previous) => {
+                self.log.line(
+                    "rollback",
+                    &format!("restoring the previous release {}", previous.id),
+                );
+                let stop_failed = started.then_some(new);
+                match activation.restore(previous, stop_failed, &new.id) {
+                    Ok(()) => {
+                        self.log.line(
+                            "rollback",
+                            &format!("previous release {} is serving again", previous.id),
+                        );
+                        Outcome::Failed {
+                            id,
+                            failure: text,
+                            restored: Some(previous.id.clone()),
+                        }
+                    }
+                    Err(restore) => Outcome::NotRestored {
+                        id,
+                        failure: text,
+                        restore: restore.to_string(),
+                    },
+                }
+            }
+            None => {
+                // A first deployment: nothing served before, so nothing should serve now.
+                if started {
+                    activation.stop_best_effort(new);
+                }
+                let _ = switch::clear_current(self.layout);
+                install::remove_installed(&install::read_manifest(
+                    &self.layout.installed_manifest(&new.id),
+                ));
+                self.log.line(
+                    "rollback",
+                    "no earlier successful release to restore: `current` removed",
+                );
+                Outcome::Failed {
+                    id,
+                    failure: text,
+                    restored: None,
+                }
+            }
+        }
+    }
+
+    /// Writes the history record and the log's last lines.
+    fn finish(&self, outcome: &Outcome) {
+        let (result, failure, restored) = match outcome {
+            Outcome::Deployed { .. } => (history::Result::Success, None, None),
+            Outcome::Failed {
+                failure, restored, ..
+            } => (
+                history::Result::Failed,
+                Some(failure.clone()),
+                restored.clone(),
+            ),
+            Outcome::NotRestored {
+                failure, restore, ..
+            } => (
+                history::Result::FailedNotRestored,
+                Some(format!("{failure}; restore: {restore}")),
+                None,
+            ),
+            Outcome::Invalid { error, .. } => (history::Result::Invalid, Some(error.clone()), None),
+            Outcome::Locked { .. } => return,
+        };
+        let step = self.failure.borrow();
+        let failed_event = step.as_ref().map(|f| f.event.name().to_owned());
+        let failed_script = step.as_ref().and_then(|f| f.script.clone());
+        let record = Record::Finished {
+            id: self.id.to_owned(),
+            ended_at: history::now(),
+            result,
+            digest: self.digest.clone(),
+            failed_event,
+            failed_script,
+            error: failure.map(|f| self.log.redact(&f)),
+            restored,
+        };
+        if let Err(e) = self.history.append(&record) {
+            self.log
+                .line("deploy", &format!("cannot write the history record: {e}"));
+        }
+        self.log.line(
+            "deploy",
+            &format!(
+                "deployment {} finished: {} (exit {})",
+                self.id,
+                result.as_str(),
+                outcome.exit_code()
+            ),
+        );
+        self.log.sync();
+    }
+}

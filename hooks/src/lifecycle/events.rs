@@ -1,0 +1,145 @@
+//! Running one lifecycle event of one release: its built-in step first, then the user's scripts,
+//! with a header and footer in the log for the event and for every script.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::appspec::{AppSpec, LifecycleEvent};
+use crate::release::DeployLock;
+
+use super::log::DeploymentLog;
+use super::script::{self, Grace, ScriptContext};
+
+/// Why an event failed: which event, which script (none for a built-in step), and the message.
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    pub event: LifecycleEvent,
+    pub script: Option<String>,
+    /// The agent's error code for scripts (`ScriptFailed`…), `BuiltinStepFailed` otherwise.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.event, self.message)
+    }
+}
+
+/// What every event of one run shares.
+pub struct EventRunner<'a> {
+    pub log: &'a DeploymentLog,
+    pub env: Vec<(String, String)>,
+    pub grace: Grace,
+    pub lock: &'a mut DeployLock,
+}
+
+/// A built-in step: runs before the event's scripts; an `Err` is a message for the operator.
+pub type Builtin<'b> = Box<dyn FnOnce(&DeploymentLog) -> Result<(), String> + 'b>;
+
+impl EventRunner<'_> {
+    /// Runs `event` for the release in `release_dir` described by `spec`: `builtin` first, then
+    /// the scripts in appspec order. Stops at the first failure.
+    pub fn run(
+        &mut self,
+        event: LifecycleEvent,
+        spec: &AppSpec,
+        release_dir: &Path,
+        builtin: Option<Builtin<'_>>,
+    ) -> Result<(), StepFailure> {
+        let scripts = spec.scripts(event);
+        let started = Instant::now();
+        let scope = event.name();
+        let release = release_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.log.line(
+            scope,
+            &format!(
+                "==> {event} (release {release}; {} script{})",
+                scripts.len(),
+                if scripts.len() == 1 { "" } else { "s" }
+            ),
+        );
+        let result = self.run_steps(event, scripts, release_dir, builtin);
+        let elapsed = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(()) => self
+                .log
+                .line(scope, &format!("<== {event} succeeded in {elapsed:.3} s")),
+            Err(failure) => self.log.line(
+                scope,
+                &format!("<== {event} FAILED in {elapsed:.3} s: {}", failure.message),
+            ),
+        }
+        self.log.sync();
+        result
+    }
+
+    fn run_steps(
+        &mut self,
+        event: LifecycleEvent,
+        scripts: &[crate::appspec::HookScript],
+        release_dir: &Path,
+        builtin: Option<Builtin<'_>>,
+    ) -> Result<(), StepFailure> {
+        if let Some(step) = builtin {
+            step(self.log).map_err(|message| StepFailure {
+                event,
+                script: None,
+                code: "BuiltinStepFailed",
+                message,
+            })?;
+        }
+        for hook in scripts {
+            let scope = format!("{event} {}", hook.location);
+            self.log.line(
+                &scope,
+                &format!(
+                    "--> {} (timeout {} s{})",
+                    hook.location,
+                    hook.timeout.as_secs(),
+                    hook.runas
+                        .as_ref()
+                        .map(|u| format!(", runas {u}"))
+                        .unwrap_or_default()
+                ),
+            );
+            let started = Instant::now();
+            let lock = &mut *self.lock;
+            let mut on_group = |pgid: Option<i32>| {
+                let _ = lock.set_script_pgid(pgid);
+            };
+            let mut context = ScriptContext {
+                event,
+                release_dir,
+                env: &self.env,
+                log: self.log,
+                grace: self.grace,
+                on_group: &mut on_group,
+            };
+            let result = script::run(hook, &mut context);
+            let elapsed = started.elapsed().as_secs_f64();
+            match result {
+                Ok(()) => self.log.line(
+                    &scope,
+                    &format!("<-- {} exited 0 in {elapsed:.3} s", hook.location),
+                ),
+                Err(error) => {
+                    self.log.line(
+                        &scope,
+                        &format!("<-- {} after {elapsed:.3} s: {error}", hook.location),
+                    );
+                    return Err(StepFailure {
+                        event,
+                        script: Some(hook.location.clone()),
+                        code: error.name(),
+                        message: error.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! The lifecycle engine: event order, the plan of a deployment, script execution, and the
+//! bail-out that restores the previous release.
+//!
+//! Built-in steps run inside the CodeDeploy events, before the user's scripts of the same
+//! event: Install links shared paths and copies `files:`; the `current` switch happens between
+//! AfterInstall and ApplicationStart.
+
+pub mod activate;
+pub mod builtins;
+pub mod deploy;
+pub mod events;
+pub mod install;
+pub mod log;
+pub mod preflight;
+pub mod rollback;
+pub mod run_hook;
+pub mod runas;
+pub mod script;

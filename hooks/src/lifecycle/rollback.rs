@@ -1,0 +1,188 @@
+//! `hooks rollback [--to ID]`: re-activate a kept release by hand, through the same steps as a
+//! deployment, and mark the release it replaces as bad so it is never chosen again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::release::history::{self, Kind, Record};
+use crate::release::{History, Layout};
+
+use super::activate::{Activation, load_release};
+use super::builtins::BuiltinContext;
+use super::deploy::{Outcome, begin, current_user, hooks_env, new_deployment_id};
+use super::events::EventRunner;
+use super::log::DeploymentLog;
+use super::script::Grace;
+
+/// What the operator asked for.
+pub struct RollbackOptions {
+    pub root: PathBuf,
+    /// The release to re-activate; default: the newest good release other than `current`.
+    pub to: Option<String>,
+    pub wait: Duration,
+    pub grace: Grace,
+    pub echo: bool,
+}
+
+/// Re-activates a kept release. Exit codes as `hooks deploy`: 0 done, 2 the target did not
+/// come up, 3 no such release, 4 locked.
+pub fn rollback(options: &RollbackOptions) -> Outcome {
+    let layout = Layout::new(&options.root);
+    let id = new_deployment_id();
+    let (mut lock, recovery) = match begin(&layout, &id, options.wait) {
+        Ok(begun) => begun,
+        Err(outcome) => return outcome,
+    };
+    let history = History::new(layout.history_file());
+    let current = layout.current_release();
+    let target = match choose_target(&layout, &history, current.as_deref(), options.to.as_deref()) {
+        Ok(target) => target,
+        Err(error) => return Outcome::Invalid { id: None, error },
+    };
+    let target = match load_release(&layout, &target) {
+        Ok(release) => release,
+        Err(error) => return Outcome::Invalid { id: None, error },
+    };
+    let log = match DeploymentLog::open(&layout.log_file(&id), options.echo) {
+        Ok(log) => log,
+        Err(e) => {
+            return Outcome::Invalid {
+                id: None,
+                error: format!("cannot write the log: {e}"),
+            };
+        }
+    };
+    for note in recovery {
+        log.line("recovery", &note);
+    }
+    let _ = history.append(&Record::Started {
+        id: id.clone(),
+        kind: Kind::Rollback,
+        application: String::new(),
+        group: String::new(),
+        bundle: format!("releases/{}", target.id),
+        user: current_user(),
+        pid: std::process::id(),
+        started_at: history::now(),
+        target: Some(target.id.clone()),
+    });
+    log.line(
+        "rollback",
+        &format!(
+            "rollback {id}: {} -> {}",
+            current.as_deref().unwrap_or("(nothing serving)"),
+            target.id
+        ),
+    );
+    let mut env = vec![("DEPLOYMENT_ID".to_owned(), id.clone())];
+    env.extend(hooks_env(&layout));
+    let mut runner = EventRunner {
+        log: &log,
+        env,
+        grace: options.grace,
+        lock: &mut lock,
+    };
+    let builtins = BuiltinContext {
+        layout: layout.clone(),
+        deployment_id: id.clone(),
+    };
+    let mut activation = Activation {
+        layout: &layout,
+        runner: &mut runner,
+        builtins: &builtins,
+    };
+    let replaced = current
+        .as_deref()
+        .and_then(|c| load_release(&layout, c).ok());
+    let result = activation.restore(&target, replaced.as_ref(), current.as_deref().unwrap_or(""));
+    let (outcome, result_kind, error) = match result {
+        Ok(()) => {
+            if let Some(replaced) = &current {
+                let _ = history.append(&Record::MarkedBad {
+                    id: replaced.clone(),
+                    at: history::now(),
+                    reason: format!("replaced by rollback {id} to {}", target.id),
+                });
+                log.line(
+                    "rollback",
+                    &format!("release {replaced} marked bad: it will not be restored again"),
+                );
+            }
+            (
+                Outcome::Deployed { id: id.clone() },
+                history::Result::Success,
+                None,
+            )
+        }
+        Err(failure) => {
+            let text = format!("{}: {failure}", failure.code);
+            (
+                Outcome::NotRestored {
+                    id: id.clone(),
+                    failure: text.clone(),
+                    restore: format!("rollback to {} failed", target.id),
+                },
+                history::Result::FailedNotRestored,
+                Some(text),
+            )
+        }
+    };
+    let _ = history.append(&Record::Finished {
+        id: id.clone(),
+        ended_at: history::now(),
+        result: result_kind,
+        digest: None,
+        failed_event: None,
+        failed_script: None,
+        error,
+        restored: None,
+    });
+    log.line(
+        "rollback",
+        &format!("rollback {id} finished: {}", result_kind.as_str()),
+    );
+    log.sync();
+    outcome
+}
+
+/// The release to go back to: the one asked for, or the newest good one that is not current.
+fn choose_target(
+    layout: &Layout,
+    history: &History,
+    current: Option<&str>,
+    asked: Option<&str>,
+) -> Result<String, String> {
+    let deployments = history
+        .deployments()
+        .map_err(|e| format!("cannot read the history: {e}"))?;
+    let kept: Vec<String> = deployments
+        .iter()
+        .filter(|d| d.kind == Kind::Deploy && layout.release_dir(&d.id).is_dir())
+        .map(|d| d.id.clone())
+        .collect();
+    if let Some(asked) = asked {
+        if Some(asked) == current {
+            return Err(format!("release {asked} is already current"));
+        }
+        if !layout.release_dir(asked).is_dir() {
+            return Err(format!(
+                "release {asked} is not kept on this server; kept releases: {}",
+                if kept.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kept.join(", ")
+                }
+            ));
+        }
+        return Ok(asked.to_owned());
+    }
+    deployments
+        .iter()
+        .rev()
+        .filter(|d| d.result == Some(history::Result::Success) && !d.bad)
+        .map(|d| d.release().to_owned())
+        .find(|r| Some(r.as_str()) != current && layout.release_dir(r).is_dir())
+        .ok_or_else(|| {
+            "no earlier good release to roll back to (see `hooks history`); pass --to ID to choose one".to_owned()
+        })
+}

@@ -1,0 +1,11 @@
+//! Releases on disk: layout, the atomic `current` switch, retention, history and the lock.
+
+pub mod history;
+pub mod layout;
+pub mod lock;
+pub mod retention;
+pub mod switch;
+
+pub use history::History;
+pub use layout::Layout;
+pub use lock::DeployLock;

@@ -1,0 +1,259 @@
+//! What the read-only commands print (`status`, `history`, `logs`, `validate`) and the final
+//! line of `deploy`/`rollback`.
+
+use std::path::Path;
+
+use hooks::lifecycle::deploy::Outcome;
+use hooks::release::history::{self, Deployment};
+use hooks::release::{History, Layout};
+
+/// Prints the end of a deployment and returns its exit code.
+pub fn outcome(root: &Path, outcome: &Outcome) -> i32 {
+    let layout = Layout::new(root);
+    match outcome {
+        Outcome::Deployed { id } => eprintln!(
+            "hooks: {id} succeeded; current -> releases/{} (log: {})",
+            layout.current_release().unwrap_or_default(),
+            layout.log_file(id).display()
+        ),
+        Outcome::Failed {
+            id,
+            failure,
+            restored,
+        } => eprintln!(
+            "hooks: {id} failed: {failure}\nhooks: {} (log: {})",
+            match restored {
+                Some(previous) => format!("the previous release {previous} is serving again"),
+                None => "nothing had been serving before; nothing was left running".to_owned(),
+            },
+            layout.log_file(id).display()
+        ),
+        Outcome::NotRestored {
+            id,
+            failure,
+            restore,
+        } => eprintln!(
+            "hooks: {id} failed: {failure}\nhooks: the previous release was NOT restored: {restore}\nhooks: current -> {} (log: {})",
+            layout.current_release().unwrap_or_else(|| "(none)".into()),
+            layout.log_file(id).display()
+        ),
+        Outcome::Invalid { error, .. } => {
+            eprintln!("hooks: invalid input, nothing was changed:\n{error}")
+        }
+        Outcome::Locked { error } => eprintln!("hooks: {error}"),
+    }
+    outcome.exit_code()
+}
+
+/// `hooks validate FILE`.
+pub fn validate(file: &Path) -> i32 {
+    match hooks::appspec::load(file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!(
+                    "{}:{}:{}: warning: {}: {}",
+                    w.file.display(),
+                    w.line,
+                    w.column,
+                    w.key_path,
+                    w.message
+                );
+            }
+            println!(
+                "{}: valid{}",
+                file.display(),
+                if loaded.warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with {} warning(s)", loaded.warnings.len())
+                }
+            );
+            0
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            3
+        }
+    }
+}
+
+fn deployments(root: &Path) -> Result<Vec<Deployment>, i32> {
+    History::new(Layout::new(root).history_file())
+        .deployments()
+        .map_err(|e| {
+            eprintln!(
+                "hooks: cannot read the history under {}: {e}",
+                root.display()
+            );
+            1
+        })
+}
+
+/// `hooks status [--json]`.
+pub fn status(root: &Path, json: bool) -> i32 {
+    let layout = Layout::new(root);
+    let all = match deployments(root) {
+        Ok(all) => all,
+        Err(code) => return code,
+    };
+    let current = layout.current_release();
+    let previous = all
+        .iter()
+        .rev()
+        .filter(|d| d.result == Some(history::Result::Success) && !d.bad)
+        .map(|d| d.release().to_owned())
+        .find(|r| Some(r) != current.as_ref() && layout.release_dir(r).is_dir());
+    let last = all.last();
+    if json {
+        let value = serde_json::json!({
+            "root": root,
+            "current": current,
+            "previous": previous,
+            "last": last,
+        });
+        println!("{value:#}");
+    } else {
+        println!("root:     {}", root.display());
+        println!(
+            "current:  {}",
+            current.as_deref().unwrap_or("(nothing deployed)")
+        );
+        println!("previous: {}", previous.as_deref().unwrap_or("(none)"));
+        match last {
+            Some(d) => println!(
+                "last:     {} {} {}{}",
+                d.id,
+                d.result.map(|r| r.as_str()).unwrap_or("in progress"),
+                d.ended_at.as_deref().unwrap_or(&d.started_at),
+                d.failed_event
+                    .as_ref()
+                    .map(|e| format!(" (failed in {e})"))
+                    .unwrap_or_default()
+            ),
+            None => println!("last:     (no deployment yet)"),
+        }
+    }
+    0
+}
+
+/// `hooks history [--json]`.
+pub fn history(root: &Path, json: bool) -> i32 {
+    let all = match deployments(root) {
+        Ok(all) => all,
+        Err(code) => return code,
+    };
+    if json {
+        println!("{:#}", serde_json::json!(all));
+        return 0;
+    }
+    println!(
+        "{:<26} {:<8} {:<20} {:<24} {:<16} BUNDLE",
+        "ID", "KIND", "RESULT", "STARTED", "FAILED EVENT"
+    );
+    for d in &all {
+        println!(
+            "{:<26} {:<8} {:<20} {:<24} {:<16} {}{}",
+            d.id,
+            format!("{:?}", d.kind).to_lowercase(),
+            d.result.map(|r| r.as_str()).unwrap_or("in progress"),
+            d.started_at,
+            d.failed_event.as_deref().unwrap_or("-"),
+            d.bundle,
+            if d.bad { " [bad]" } else { "" }
+        );
+    }
+    0
+}
+
+/// `hooks logs [ID]`.
+pub fn logs(root: &Path, id: Option<&str>) -> i32 {
+    let layout = Layout::new(root);
+    let id = match id {
+        Some(id) => id.to_owned(),
+        None => match deployments(root).map(|all| all.last().map(|d| d.id.clone())) {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                eprintln!("hooks: no deployment yet under {}", root.display());
+                return 1;
+            }
+            Err(code) => return code,
+        },
+    };
+    match std::fs::read_to_string(layout.log_file(&id)) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "hooks: no log for {id} at {}: {e}",
+                layout.log_file(&id).display()
+            );
+            1
+        }
+    }
+}
+
+/// `hooks restore BACKUP [--database-url-file F] [--yes]`: exit 0 restored, 1 failed, 2 not
+/// confirmed, 3 bad arguments.
+pub fn restore(root: &Path, backup: &Path, url_file: Option<&Path>, yes: bool) -> i32 {
+    use hooks::db::url::DatabaseUrl;
+    let layout = Layout::new(root);
+    let backup = match hooks::db::find_backup(&layout.backups_dir(), backup) {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("hooks: {error}");
+            return 3;
+        }
+    };
+    let current = layout.current_release();
+    let workdir = current
+        .as_deref()
+        .map(|c| layout.release_dir(c))
+        .unwrap_or_else(|| layout.root().to_owned());
+    let url_file = match url_file {
+        Some(file) => file.to_owned(),
+        None => {
+            let spec = current.as_deref().and_then(|c| {
+                hooks::appspec::find_in(&layout.release_dir(c))
+                    .and_then(|p| hooks::appspec::load(&p).ok())
+            });
+            match spec.and_then(|l| l.spec.deploy.migrate) {
+                Some(migrate) if migrate.database_url_file.is_absolute() => {
+                    migrate.database_url_file
+                }
+                Some(migrate) => layout.shared_dir().join(migrate.database_url_file),
+                None => {
+                    eprintln!(
+                        "hooks: the serving release has no deploy.migrate section; pass --database-url-file FILE"
+                    );
+                    return 3;
+                }
+            }
+        }
+    };
+    let url = match DatabaseUrl::read(&url_file, &workdir) {
+        Ok((url, _)) => url,
+        Err(error) => {
+            eprintln!("hooks: {error}");
+            return 3;
+        }
+    };
+    if !yes {
+        println!(
+            "would restore {} into the {url:?} database, replacing its current content; stop the service first, then re-run with --yes",
+            backup.display()
+        );
+        return 2;
+    }
+    match hooks::db::backup::restore(&url, &backup) {
+        Ok(()) => {
+            println!("restored {} into the {url:?} database", backup.display());
+            0
+        }
+        Err(error) => {
+            eprintln!("hooks: restore failed: {error}");
+            1
+        }
+    }
+}

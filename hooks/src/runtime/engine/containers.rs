@@ -1,0 +1,284 @@
+//! Creating a service's container the way the Compose tool names and labels it, and waiting for
+//! it to be ready (running, healthy, or exited 0), with the reason when it is not.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig,
+    HealthStatusEnum, HostConfig, NetworkConnectRequest, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::EngineError;
+use super::spec::ServiceSpec;
+
+/// The labels of the Compose tool, so `docker ps` and `docker compose ls/ps` see the project.
+pub const PROJECT: &str = "com.docker.compose.project";
+/// The service a container belongs to.
+pub const SERVICE: &str = "com.docker.compose.service";
+/// The hash deciding whether a container is recreated.
+pub const CONFIG_HASH: &str = "com.docker.compose.config-hash";
+
+/// What the project contributes to every container's labels.
+pub struct ProjectLabels {
+    /// The project name (`com.docker.compose.project`).
+    pub project: String,
+    /// The compose files, comma-separated (`.project.config_files`).
+    pub config_files: String,
+    /// The project directory (`.project.working_dir`).
+    pub working_dir: String,
+}
+
+/// `<project>-<service>-1`, the Compose tool's container name.
+pub fn container_name(project: &str, service: &str) -> String {
+    format!("{project}-{service}-1")
+}
+
+/// Creates (not starts) the service's container and connects it to its other networks.
+pub async fn create(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    labels: &ProjectLabels,
+) -> Result<String, EngineError> {
+    let name = container_name(&labels.project, &spec.name);
+    let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    for (key, value) in [
+        (PROJECT, labels.project.clone()),
+        (SERVICE, spec.name.clone()),
+        ("com.docker.compose.container-number", "1".into()),
+        ("com.docker.compose.oneoff", "False".into()),
+        (CONFIG_HASH, spec.config_hash()),
+        (
+            "com.docker.compose.project.config_files",
+            labels.config_files.clone(),
+        ),
+        (
+            "com.docker.compose.project.working_dir",
+            labels.working_dir.clone(),
+        ),
+        ("com.docker.compose.image", spec.image_id.clone()),
+    ] {
+        all_labels.insert(key.into(), value);
+    }
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &spec.ports {
+        let key = format!("{}/{}", port.target, port.protocol);
+        let binding = PortBinding {
+            host_ip: port.host_ip.clone(),
+            host_port: port.published.clone(),
+        };
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
+    }
+    let mut binds = spec.binds.clone();
+    binds.extend(
+        spec.secrets
+            .iter()
+            .map(|s| format!("{}:{}:ro", s.file.display(), s.target)),
+    );
+    let restart_policy = spec.restart.as_deref().map(|r| {
+        let (name, retries) = r.split_once(':').unwrap_or((r, ""));
+        RestartPolicy {
+            name: Some(match name {
+                "always" => RestartPolicyNameEnum::ALWAYS,
+                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+                "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+                _ => RestartPolicyNameEnum::NO,
+            }),
+            maximum_retry_count: retries.parse().ok(),
+        }
+    });
+    let endpoint = || EndpointSettings {
+        aliases: Some(vec![spec.name.clone(), name.clone()]),
+        ..Default::default()
+    };
+    let first = spec.networks.first().cloned();
+    let body = ContainerCreateBody {
+        image: Some(spec.image_id.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: Some(
+            spec.environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        labels: Some(all_labels),
+        exposed_ports: Some(port_bindings.keys().cloned().collect()),
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval_ns,
+            timeout: h.timeout_ns,
+            retries: h.retries,
+            start_period: h.start_period_ns,
+            start_interval: None,
+        }),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            port_bindings: Some(port_bindings),
+            restart_policy,
+            network_mode: first.clone(),
+            ..Default::default()
+        }),
+        networking_config: first.as_ref().map(|n| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(n.clone(), endpoint())])),
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::new().name(&name).build();
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| EngineError::Engine(format!("creating container {name}: {e}")))?;
+    for network in spec.networks.iter().skip(1) {
+        let request = NetworkConnectRequest {
+            container: created.id.clone(),
+            endpoint_config: Some(endpoint()),
+        };
+        docker
+            .connect_network(network, request)
+            .await
+            .map_err(|e| EngineError::Engine(format!("connecting {name} to {network}: {e}")))?;
+    }
+    Ok(created.id)
+}
+
+/// Stops (10 s grace, like the Compose tool) and removes a container; anonymous volumes go too,
+/// named volumes never.
+pub async fn remove(docker: &Docker, id: &str) -> Result<(), EngineError> {
+    let _ = docker
+        .stop_container(id, Some(StopContainerOptionsBuilder::new().t(10).build()))
+        .await;
+    docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await
+        .map_err(|e| EngineError::Engine(format!("removing container {id}: {e}")))
+}
+
+/// What "ready" means for a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Running (and healthy, when it has a healthcheck).
+    Up,
+    /// Exited with code 0 (`service_completed_successfully`).
+    Completed,
+}
+
+/// Waits until the container is ready or the deadline passes; the error is the reason (state,
+/// exit code, the last health check outputs).
+pub async fn wait_ready(
+    docker: &Docker,
+    id: &str,
+    ready: Ready,
+    deadline: Duration,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let inspect = docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| format!("inspecting the container: {e}"))?;
+        let state = inspect.state.unwrap_or_default();
+        let status = state.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
+        let exit_code = state.exit_code.unwrap_or(0);
+        let health = state.health.unwrap_or_default();
+        let health_status = health.status.unwrap_or(HealthStatusEnum::NONE);
+        let health_output = || {
+            let results = health.log.as_deref().unwrap_or_default();
+            let mut lines: Vec<String> = results[results.len().saturating_sub(3)..]
+                .iter()
+                .map(|r| {
+                    format!(
+                        "exit {}: {}",
+                        r.exit_code.unwrap_or(-1),
+                        r.output.as_deref().unwrap_or("").trim()
+                    )
+                })
+                .collect();
+            // Repeated identical results say nothing new; show each once.
+            lines.dedup();
+            lines.join("; ")
+        };
+        match ready {
+            Ready::Completed if status == ContainerStateStatusEnum::EXITED => {
+                return if exit_code == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("exited with code {exit_code}"))
+                };
+            }
+            Ready::Up
+                if status == ContainerStateStatusEnum::EXITED
+                    || status == ContainerStateStatusEnum::DEAD =>
+            {
+                return Err(format!(
+                    "exited with code {exit_code}{}",
+                    state
+                        .error
+                        .filter(|e| !e.is_empty())
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ));
+            }
+            Ready::Up if status == ContainerStateStatusEnum::RUNNING => match health_status {
+                HealthStatusEnum::HEALTHY | HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => {
+                    return Ok(());
+                }
+                HealthStatusEnum::UNHEALTHY => {
+                    return Err(format!(
+                        "unhealthy; health check output: {}",
+                        health_output()
+                    ));
+                }
+                HealthStatusEnum::STARTING => {}
+            },
+            _ => {}
+        }
+        if started.elapsed() >= deadline {
+            let health = match health_status {
+                HealthStatusEnum::STARTING => format!(
+                    ", health still starting; health check output: {}",
+                    health_output()
+                ),
+                _ => String::new(),
+            };
+            return Err(format!(
+                "not ready after {} s: state {status}{health}",
+                deadline.as_secs()
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// The last `lines` lines of the container's output (stdout and stderr).
+pub async fn log_tail(docker: &Docker, id: &str, lines: usize) -> String {
+    let options = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
+    let mut stream = docker.logs(id, Some(options));
+    let mut out = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    out
+}

@@ -1,0 +1,482 @@
+//! `up` and `down`: bring the engine to the merged model, recreating only changed services, and
+//! put the previous containers back when a recreated one does not become ready.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+};
+
+use super::containers::{self, CONFIG_HASH, PROJECT, ProjectLabels, Ready, SERVICE};
+use super::spec::{self, ServiceSpec};
+use super::{Engine, EngineError, UpOptions, UpReport, images};
+use crate::lifecycle::log::DeploymentLog;
+use crate::runtime::compose::Project;
+
+const SCOPE: &str = "compose";
+/// Log lines shown when a service fails its gate.
+const TAIL: usize = 20;
+
+/// Reconciles the engine with `project` (see the module documentation).
+pub fn up(
+    engine: &Engine,
+    project: &Project,
+    options: &UpOptions,
+    log: &DeploymentLog,
+) -> Result<UpReport, EngineError> {
+    engine.block_on(up_async(engine.docker(), project, options, log))
+}
+
+/// Removes the project's containers and networks; its named volumes too only with `volumes`.
+pub fn down(
+    engine: &Engine,
+    project: &str,
+    volumes: bool,
+    log: &DeploymentLog,
+) -> Result<(), EngineError> {
+    engine.block_on(down_async(engine.docker(), project, volumes, log))
+}
+
+struct Existing {
+    id: String,
+    hash: String,
+}
+
+fn state_file(dir: &Path, project: &str) -> PathBuf {
+    dir.join(format!("{project}.json"))
+}
+
+fn load_state(dir: &Path, project: &str) -> Vec<ServiceSpec> {
+    std::fs::read(state_file(dir, project))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Crash-safe: written beside, fsynced, renamed over.
+fn save_state(dir: &Path, project: &str, specs: &[ServiceSpec]) -> Result<(), EngineError> {
+    let path = state_file(dir, project);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let tmp = path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec_pretty(specs).expect("specs serialise"))?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| EngineError::Engine(format!("saving {}: {e}", path.display())))
+}
+
+fn project_filter(project: &str) -> HashMap<&'static str, Vec<String>> {
+    HashMap::from([("label", vec![format!("{PROJECT}={project}")])])
+}
+
+async fn existing(
+    docker: &Docker,
+    project: &str,
+) -> Result<HashMap<String, Existing>, EngineError> {
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&project_filter(project))
+        .build();
+    let list = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            Some((
+                labels.get(SERVICE)?.clone(),
+                Existing {
+                    id: c.id?,
+                    hash: labels.get(CONFIG_HASH).cloned().unwrap_or_default(),
+                },
+            ))
+        })
+        .collect())
+}
+
+/// The Compose tool's labels of a network or volume, which `down` finds them by.
+fn resource_labels(project: &Project, kind: &str, key: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (PROJECT.to_owned(), project.name.clone()),
+        (format!("com.docker.compose.{kind}"), key.to_owned()),
+    ])
+}
+
+async fn ensure_networks(docker: &Docker, project: &Project) -> Result<(), EngineError> {
+    let section = project.section("networks");
+    let mut keys: Vec<String> = vec!["default".into()];
+    keys.extend(section.keys().filter_map(|k| k.as_str().map(str::to_owned)));
+    keys.dedup();
+    let present = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .map_err(|e| EngineError::Engine(format!("listing networks: {e}")))?;
+    for key in keys {
+        if spec::is_external(&section, &key) {
+            continue;
+        }
+        let name = spec::network_name(project, &section, &key);
+        if present.iter().any(|n| n.name.as_deref() == Some(&name)) {
+            continue;
+        }
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(resource_labels(project, "network", &key)),
+            ..Default::default()
+        };
+        docker
+            .create_network(request)
+            .await
+            .map_err(|e| EngineError::Engine(format!("creating network {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+async fn ensure_volumes(docker: &Docker, project: &Project) -> Result<(), EngineError> {
+    let section = project.section("volumes");
+    for key in section.keys().filter_map(|k| k.as_str()) {
+        if spec::is_external(&section, key) {
+            continue;
+        }
+        let Some(name) = spec::volume_name(project, &section, key) else {
+            continue;
+        };
+        if docker.inspect_volume(&name).await.is_ok() {
+            continue;
+        }
+        let request = VolumeCreateRequest {
+            name: Some(name.clone()),
+            labels: Some(resource_labels(project, "volume", key)),
+            ..Default::default()
+        };
+        docker
+            .create_volume(request)
+            .await
+            .map_err(|e| EngineError::Engine(format!("creating volume {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// How a service must be ready: exited 0 when a dependent waits for its completion.
+fn readiness(specs: &[ServiceSpec], name: &str) -> Ready {
+    let completed = specs.iter().any(|s| {
+        s.depends_on.get(name).map(String::as_str) == Some("service_completed_successfully")
+    });
+    if completed {
+        Ready::Completed
+    } else {
+        Ready::Up
+    }
+}
+
+async fn start(docker: &Docker, id: &str, name: &str) -> Result<(), EngineError> {
+    docker
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .map_err(|e| EngineError::Engine(format!("starting {name}: {e}")))
+}
+
+async fn create_and_start(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    labels: &ProjectLabels,
+) -> Result<String, EngineError> {
+    let id = containers::create(docker, spec, labels).await?;
+    start(docker, &id, &spec.name).await?;
+    Ok(id)
+}
+
+async fn up_async(
+    docker: &Docker,
+    project: &Project,
+    options: &UpOptions,
+    log: &DeploymentLog,
+) -> Result<UpReport, EngineError> {
+    // Everything that can be wrong with the input is found before any container changes.
+    let mut specs = spec::services(project)?;
+    let order = spec::start_order(&specs)?;
+    for secret in spec::read_secrets(&mut specs)? {
+        log.add_secret(&secret);
+    }
+    images::load_tarballs(docker, &options.images, log).await?;
+    for spec in specs.iter_mut() {
+        if spec.build.is_some()
+            && (options.build || docker.inspect_image(&spec.image).await.is_err())
+        {
+            images::build(docker, spec, log).await?;
+        }
+        spec.image_id = images::resolve(docker, &spec.image, &spec.name, log).await?;
+    }
+    ensure_networks(docker, project).await?;
+    ensure_volumes(docker, project).await?;
+    let labels = ProjectLabels {
+        project: project.name.clone(),
+        config_files: spec::config_files(project),
+        working_dir: project.working_dir.display().to_string(),
+    };
+    let mut current = existing(docker, &project.name).await?;
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut report = UpReport::default();
+    for &i in &order {
+        let spec = &specs[i];
+        if let Err(reason) = wait_dependencies(docker, spec, &ids, options).await {
+            return Err(rollback(
+                docker,
+                project,
+                options,
+                &labels,
+                &report.recreated,
+                reason,
+                log,
+            )
+            .await);
+        }
+        let hash = spec.config_hash();
+        match current.remove(&spec.name) {
+            Some(old) if old.hash == hash => {
+                let running = docker
+                    .inspect_container(&old.id, None)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state?.running)
+                    .unwrap_or(false);
+                if !running && readiness(&specs, &spec.name) == Ready::Up {
+                    start(docker, &old.id, &spec.name).await?;
+                }
+                log.line(
+                    SCOPE,
+                    &format!("{}: unchanged (container {})", spec.name, short(&old.id)),
+                );
+                report.unchanged.push(spec.name.clone());
+                ids.insert(spec.name.clone(), old.id);
+            }
+            old => {
+                if let Some(old) = old {
+                    log.line(
+                        SCOPE,
+                        &format!(
+                            "{}: config changed; replacing container {}",
+                            spec.name,
+                            short(&old.id)
+                        ),
+                    );
+                    containers::remove(docker, &old.id).await?;
+                }
+                report.recreated.push(spec.name.clone());
+                let created = create_and_start(docker, spec, &labels).await;
+                let id = match created {
+                    Ok(id) => id,
+                    Err(e) => {
+                        return Err(rollback(
+                            docker,
+                            project,
+                            options,
+                            &labels,
+                            &report.recreated,
+                            e.to_string(),
+                            log,
+                        )
+                        .await);
+                    }
+                };
+                let ready = readiness(&specs, &spec.name);
+                if let Err(reason) =
+                    containers::wait_ready(docker, &id, ready, options.deadline).await
+                {
+                    let tail = containers::log_tail(docker, &id, TAIL).await;
+                    let message = format!(
+                        "service {} did not become ready: {reason}\nits last {TAIL} log lines:\n{}",
+                        spec.name,
+                        tail.trim_end()
+                    );
+                    return Err(rollback(
+                        docker,
+                        project,
+                        options,
+                        &labels,
+                        &report.recreated,
+                        message,
+                        log,
+                    )
+                    .await);
+                }
+                log.line(
+                    SCOPE,
+                    &format!("{}: container {} ready", spec.name, short(&id)),
+                );
+                ids.insert(spec.name.clone(), id);
+            }
+        }
+    }
+    for (service, orphan) in current {
+        // Like the Compose tool without --remove-orphans: say so, remove nothing.
+        log.line(
+            SCOPE,
+            &format!(
+                "{service}: container {} belongs to no service in the files any more (orphan); `hooks compose down` removes it",
+                short(&orphan.id)
+            ),
+        );
+    }
+    save_state(&options.state_dir, &project.name, &specs)?;
+    Ok(report)
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+async fn wait_dependencies(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    ids: &HashMap<String, String>,
+    options: &UpOptions,
+) -> Result<(), String> {
+    for (dep, condition) in &spec.depends_on {
+        let Some(id) = ids.get(dep) else { continue };
+        let ready = match condition.as_str() {
+            "service_completed_successfully" => Ready::Completed,
+            "service_healthy" => Ready::Up,
+            _ => continue,
+        };
+        containers::wait_ready(docker, id, ready, options.deadline)
+            .await
+            .map_err(|reason| {
+                format!(
+                    "service {} waits for {dep} ({condition}): {reason}",
+                    spec.name
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Puts back the previous deployment's containers of the `recreated` services (from the kept
+/// specs, image by id), waits for them, and returns the error to report. Named volumes are
+/// never touched.
+async fn rollback(
+    docker: &Docker,
+    project: &Project,
+    options: &UpOptions,
+    labels: &ProjectLabels,
+    recreated: &[String],
+    reason: String,
+    log: &DeploymentLog,
+) -> EngineError {
+    let reason = log.redact(&reason);
+    for line in reason.lines() {
+        log.line(SCOPE, line);
+    }
+    let previous = load_state(&options.state_dir, &project.name);
+    let current = existing(docker, &project.name).await.unwrap_or_default();
+    let mut failures = Vec::new();
+    let mut restored = Vec::new();
+    for name in recreated {
+        if let Some(container) = current.get(name)
+            && let Err(e) = containers::remove(docker, &container.id).await
+        {
+            failures.push(e.to_string());
+        }
+        let Some(spec) = previous.iter().find(|s| &s.name == name) else {
+            log.line(
+                SCOPE,
+                &format!("{name}: no previous deployment of this service; left removed"),
+            );
+            continue;
+        };
+        log.line(
+            SCOPE,
+            &format!(
+                "{name}: restoring the previous container (image {})",
+                short(spec.image_id.trim_start_matches("sha256:"))
+            ),
+        );
+        let outcome = create_and_start(docker, spec, labels).await;
+        match outcome {
+            Ok(id) => restored.push((name.clone(), id)),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    for (name, id) in &restored {
+        match containers::wait_ready(docker, id, readiness(&previous, name), options.deadline).await
+        {
+            Ok(()) => log.line(SCOPE, &format!("{name}: previous container ready again")),
+            Err(why) => failures.push(format!("previous {name} did not become ready: {why}")),
+        }
+    }
+    if failures.is_empty() {
+        let outcome = if restored.is_empty() {
+            "there were no previous containers to restore (first deployment of these services)"
+        } else {
+            "the previous containers are running again"
+        };
+        EngineError::RolledBack(format!("{reason}\n{outcome}"))
+    } else {
+        let failures = log.redact(&failures.join("; "));
+        EngineError::RollbackFailed(format!(
+            "{reason}\nrestoring the previous containers failed too: {failures}"
+        ))
+    }
+}
+
+async fn down_async(
+    docker: &Docker,
+    project: &str,
+    volumes: bool,
+    log: &DeploymentLog,
+) -> Result<(), EngineError> {
+    for (service, container) in existing(docker, project).await? {
+        containers::remove(docker, &container.id).await?;
+        log.line(
+            SCOPE,
+            &format!("{service}: container {} removed", short(&container.id)),
+        );
+    }
+    let filters = project_filter(project);
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .map_err(|e| EngineError::Engine(format!("listing networks: {e}")))?;
+    for network in networks {
+        let name = network.name.unwrap_or_default();
+        docker
+            .remove_network(&name)
+            .await
+            .map_err(|e| EngineError::Engine(format!("removing network {name}: {e}")))?;
+        log.line(SCOPE, &format!("network {name} removed"));
+    }
+    if volumes {
+        let list = docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .map_err(|e| EngineError::Engine(format!("listing volumes: {e}")))?;
+        for volume in list.volumes.unwrap_or_default() {
+            docker
+                .remove_volume(
+                    &volume.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+                .map_err(|e| {
+                    EngineError::Engine(format!("removing volume {}: {e}", volume.name))
+                })?;
+            log.line(SCOPE, &format!("volume {} removed", volume.name));
+        }
+    } else {
+        log.line(SCOPE, "named volumes kept (use --volumes to remove them)");
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The pure parts of the engine runtime: reading services from a merged model, the config hash,
+//! the start order. The engine itself is exercised by `hooks/tests/engine_*.rs`.
+
+use std::time::Duration;
+
+use super::EngineError;
+use super::spec::{self, parse_duration, start_order};
+use crate::runtime::compose::{LoadOptions, Project, load};
+
+fn load_yaml(yaml: &str) -> (tempfile::TempDir, Project) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(&file, yaml).unwrap();
+    let project = load(&LoadOptions {
+        files: vec![file],
+        project_name: Some("demo".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    (dir, project)
+}
+
+#[test]
+fn compose_durations_read_like_the_compose_tool() {
+    assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
+    assert_eq!(parse_duration("soon"), None);
+}
+
+#[test]
+fn names_follow_the_compose_convention() {
+    let (_dir, project) = load_yaml(
+        "services:\n  api:\n    image: busybox\n    volumes: [data:/data]\nvolumes:\n  data: {}\n",
+    );
+    let specs = spec::services(&project).unwrap();
+    assert_eq!(specs[0].binds, ["demo_data:/data"]);
+    assert_eq!(specs[0].networks, ["demo_default"]);
+    assert_eq!(super::container_name("demo", "api"), "demo-api-1");
+}
+
+#[test]
+fn the_hash_covers_secret_content_and_image_id() {
+    let (dir, project) = load_yaml(
+        "services:\n  api:\n    image: busybox\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token\n",
+    );
+    std::fs::write(dir.path().join("token"), "one-secret").unwrap();
+    let mut specs = spec::services(&project).unwrap();
+    assert_eq!(specs[0].secrets[0].target, "/run/secrets/token");
+    let contents = spec::read_secrets(&mut specs).unwrap();
+    assert_eq!(contents, ["one-secret"]);
+    let first = specs[0].config_hash();
+    assert!(
+        !serde_json::to_string(&specs[0])
+            .unwrap()
+            .contains("one-secret")
+    );
+
+    std::fs::write(dir.path().join("token"), "two-secret").unwrap();
+    let mut again = spec::services(&project).unwrap();
+    spec::read_secrets(&mut again).unwrap();
+    assert_ne!(
+        again[0].config_hash(),
+        first,
+        "a changed secret changes the hash"
+    );
+
+    let mut other_image = specs.clone();
+    other_image[0].image_id = "sha256:other".into();
+    assert_ne!(other_image[0].config_hash(), first);
+
+    std::fs::remove_file(dir.path().join("token")).unwrap();
+    let error = spec::read_secrets(&mut spec::services(&project).unwrap()).unwrap_err();
+    assert!(matches!(error, EngineError::Invalid(_)));
+    assert!(
+        error
+            .to_string()
+            .contains("services.api.secrets: secret 'token'"),
+        "{error}"
+    );
+}
+
+#[test]
+fn dependencies_start_first_and_cycles_are_refused() {
+    let (_dir, project) = load_yaml(
+        "services:\n  web:\n    image: x\n    depends_on: [api]\n  api:\n    image: x\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n",
+    );
+    let specs = spec::services(&project).unwrap();
+    let order: Vec<&str> = start_order(&specs)
+        .unwrap()
+        .into_iter()
+        .map(|i| specs[i].name.as_str())
+        .collect();
+    assert_eq!(order, ["db", "api", "web"]);
+
+    let (_dir, project) = load_yaml(
+        "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
+    );
+    let error = start_order(&spec::services(&project).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("dependency cycle"), "{error}");
+}

@@ -1,0 +1,143 @@
+//! The `deploy.compose` step through `hooks deploy` on the real engine: a release whose service
+//! never becomes healthy exits 1 with the reason, and the previous release's container serves
+//! again; a bad `deploy.compose` section is refused with its line and column.
+
+mod engine_support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use engine_support::{TestProject, dockerfile, helper_binary};
+
+const SECRET: &str = "deploy-secret-value-99";
+
+fn bundle(project: &TestProject, dir: &str, health: &str) -> std::path::PathBuf {
+    let root = project.path(dir);
+    std::fs::create_dir_all(root.join("ctx-api")).unwrap();
+    std::fs::copy(helper_binary(), root.join("ctx-api/helper")).unwrap();
+    std::fs::write(
+        root.join("ctx-api/Dockerfile"),
+        dockerfile(&project.name, "1"),
+    )
+    .unwrap();
+    std::fs::write(root.join("token.txt"), SECRET).unwrap();
+    std::fs::write(
+        root.join("appspec.yml"),
+        format!(
+            "version: 0.0\nos: linux\ndeploy:\n  compose:\n    files: [docker-compose.yml]\n    project: {}\n    health_deadline: 20\n",
+            project.name
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("docker-compose.yml"),
+        format!(
+            r#"services:
+  api:
+    build: ./ctx-api
+    image: {}-api:latest
+    command: ["serve", "/run/secrets/token"]
+    secrets: [token]
+    healthcheck:
+      test: ["CMD", "/helper", "{health}"]
+      interval: 200ms
+      retries: 2
+secrets:
+  token:
+    file: ./token.txt
+"#,
+            project.name
+        ),
+    )
+    .unwrap();
+    root
+}
+
+fn deploy(root: &Path, bundle: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hooks"))
+        .arg("deploy")
+        .arg("--root")
+        .arg(root)
+        .arg("--bundle")
+        .arg(bundle)
+        .output()
+        .unwrap()
+}
+
+fn healthcheck_of(project: &TestProject, id: &str) -> Vec<String> {
+    let (_, inspect) = project.inspect(id);
+    inspect.config.unwrap().healthcheck.unwrap().test.unwrap()
+}
+
+#[test]
+fn a_release_whose_service_never_becomes_healthy_is_rolled_back_with_exit_1() {
+    let project = TestProject::new("deploy", &[]);
+    let root = project.path("root");
+    let v1 = bundle(&project, "v1", "ok");
+    let out = deploy(&root, &v1);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let first = project.containers();
+    assert_eq!(
+        healthcheck_of(&project, &first["api"]),
+        ["CMD", "/helper", "ok"]
+    );
+
+    let v2 = bundle(&project, "v2", "fail");
+    let out = deploy(&root, &v2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("database not reachable"),
+        "health output: {stdout}"
+    );
+    assert!(
+        stdout.contains("read secret: ***"),
+        "redacted log tail: {stdout}"
+    );
+    assert!(!stdout.contains(SECRET));
+    let log = std::fs::read_dir(root.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(!log.contains(SECRET), "the deployment log holds the secret");
+
+    let after = project.containers();
+    let (_, api) = project.inspect(&after["api"]);
+    assert_eq!(api.state.unwrap().running, Some(true));
+    assert_eq!(
+        healthcheck_of(&project, &after["api"]),
+        ["CMD", "/helper", "ok"],
+        "the previous release's service is back"
+    );
+}
+
+#[test]
+fn a_bad_compose_section_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("appspec.yml");
+    std::fs::write(
+        &file,
+        "version: 0.0\nos: linux\ndeploy:\n  compose:\n    files: [../outside.yml]\n    health_deadlin: 5\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hooks"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("5:13") && stderr.contains("deploy.compose.files[0]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("6:5") && stderr.contains("did you mean"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,41 @@
+//! A tiny static program for the engine tests' `FROM scratch` images (std only, so `rustc`
+//! builds it in seconds): `serve [FILE]` prints a line (and FILE's content, like an app that
+//! echoes its secret) and runs until SIGTERM; `ok` exits 0; `fail` prints why and exits 1.
+
+use std::time::Duration;
+
+unsafe extern "C" {
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn _exit(code: i32) -> !;
+}
+
+extern "C" fn on_term(_: i32) {
+    // As PID 1 a process gets no default SIGTERM action: exit at once so `stop` is quick.
+    unsafe { _exit(0) }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("serve") => {
+            unsafe { signal(15, on_term as *const () as usize) };
+            println!("helper serving");
+            if let Some(file) = args.get(2) {
+                let content = std::fs::read_to_string(file).unwrap_or_else(|e| format!("unreadable: {e}"));
+                println!("read secret: {}", content.trim());
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Some("ok") => {}
+        Some("fail") => {
+            println!("database not reachable");
+            std::process::exit(1);
+        }
+        other => {
+            eprintln!("unknown command {other:?}");
+            std::process::exit(2);
+        }
+    }
+}
