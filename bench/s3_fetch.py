@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Fetch + verify + unpack of a tar.gz bundle from a local S3 server (moto): `hooks deploy
+--bundle s3://…` against `aws s3 cp` followed by `tar -xzf` (awscli from PyPI, installed into
+the same virtualenv as scripts/s3-server's moto when `aws` is not on PATH).
+
+Runs alternate between the two tools; prints each run, the medians, the ratio (awscli+tar time
+/ hooks time: above 1 means hooks is faster) and both peak RSS figures (from wait4).
+
+    cargo build --release -p hooks
+    bench/s3_fetch.py [--size-mib 1024] [--runs 3] [--endpoint http://127.0.0.1:PORT]
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOOKS = REPO / "target" / "release" / "hooks"
+ENV = dict(
+    os.environ,
+    AWS_ACCESS_KEY_ID="bench",
+    AWS_SECRET_ACCESS_KEY="bench",
+    AWS_REGION="us-east-1",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_EC2_METADATA_DISABLED="true",
+)
+
+
+def aws_cli() -> str:
+    found = shutil.which("aws")
+    if found:
+        return found
+    venv = Path(os.environ.get("HOOKS_S3_VENV", Path.home() / ".cache/hooks/s3-venv"))
+    aws = venv / "bin" / "aws"
+    if not aws.exists():
+        print(f"installing awscli from PyPI into {venv}", file=sys.stderr)
+        if not (venv / "bin" / "pip").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "awscli"], check=True)
+    return str(aws)
+
+
+def run(cmd, **kw):
+    """Runs cmd; returns (seconds, peak RSS in MiB) of that child alone."""
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=ENV, **kw)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed with exit {proc.returncode}: {' '.join(map(str, cmd))}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def make_bundle(dir: Path, size_mib: int):
+    """Incompressible files (so the tar.gz is about size_mib) plus an appspec."""
+    (dir / "bin").mkdir(parents=True)
+    (dir / "appspec.yml").write_text("version: 0.0\nos: linux\n")
+    left = size_mib << 20
+    n = 0
+    while left > 0:
+        part = min(left, 16 << 20)
+        (dir / "bin" / f"blob{n:04}").write_bytes(os.urandom(part))
+        left -= part
+        n += 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=1024, help="artifact size (default 1024)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per tool (default 3)")
+    ap.add_argument("--endpoint", help="an S3 server already running (default: start moto)")
+    ap.add_argument("--hooks", type=Path, help="the hooks binary (default: target/release/hooks)")
+    args = ap.parse_args()
+    hooks = args.hooks or HOOKS
+    if not hooks.exists():
+        sys.exit(f"{hooks} is missing: run `cargo build --release -p hooks` first")
+    aws = aws_cli()
+    work = Path(tempfile.mkdtemp(prefix="hooks-s3-bench-"))
+    server = None
+    try:
+        endpoint = args.endpoint
+        if not endpoint:
+            out = subprocess.run([str(REPO / "scripts/s3-server"), "start", str(work / "s3")],
+                                 check=True, capture_output=True, text=True).stdout
+            endpoint = out.strip().split("=", 1)[1]
+            server = work / "s3"
+        bucket = f"bench{os.getpid()}"
+        subprocess.run([aws, "--endpoint-url", endpoint, "s3", "mb", f"s3://{bucket}"],
+                       env=ENV, check=True, capture_output=True)
+        print(f"making a {args.size_mib} MiB bundle …", file=sys.stderr)
+        make_bundle(work / "src", args.size_mib)
+        url = subprocess.run(
+            [str(hooks), "publish", str(work / "src"), "--to", f"s3://{bucket}/bench/",
+             "--s3-endpoint", endpoint],
+            env=ENV, check=True, capture_output=True, text=True).stdout.strip()
+        shutil.rmtree(work / "src")
+        results = {"hooks": [], "aws+tar": []}
+        for i in range(args.runs):
+            for tool in ("hooks", "aws+tar") if i % 2 == 0 else ("aws+tar", "hooks"):
+                dest = work / "dest"
+                if tool == "hooks":
+                    t, rss = run([str(hooks), "deploy", "--root", str(dest), "--bundle", url,
+                                  "--s3-endpoint", endpoint, "--quiet"], stdout=subprocess.DEVNULL)
+                else:
+                    dest.mkdir()
+                    t1, rss1 = run([aws, "--endpoint-url", endpoint, "--only-show-errors", "s3",
+                                    "cp", url, str(work / "bundle.tgz")])
+                    t2, rss2 = run(["tar", "-xzf", str(work / "bundle.tgz"), "-C", str(dest)])
+                    (work / "bundle.tgz").unlink()
+                    t, rss = t1 + t2, max(rss1, rss2)
+                shutil.rmtree(dest)
+                results[tool].append((t, rss))
+                print(f"run {i + 1} {tool:8} {t:7.2f} s  peak RSS {rss:7.1f} MiB", flush=True)
+        med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+        rss = {k: max(r for _, r in v) for k, v in results.items()}
+        mib_s = args.size_mib / med["hooks"]
+        print(f"\nartifact {args.size_mib} MiB, {args.runs} runs each (alternating)")
+        print(f"hooks deploy (fetch+verify+unpack): median {med['hooks']:.2f} s "
+              f"({mib_s:.0f} MiB/s), peak RSS {rss['hooks']:.1f} MiB")
+        print(f"aws s3 cp + tar -xzf:              median {med['aws+tar']:.2f} s, "
+              f"peak RSS {rss['aws+tar']:.1f} MiB")
+        print(f"ratio (aws+tar / hooks): {med['aws+tar'] / med['hooks']:.2f}x (goal >= 2.0x); "
+              f"hooks peak RSS goal <= 64 MiB")
+    finally:
+        if server:
+            subprocess.run([str(REPO / "scripts/s3-server"), "stop", str(server)])
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
