@@ -297,6 +297,37 @@ fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// Closes every descriptor from 3 up except those in `keep`.
+///
+/// # Safety
+/// Must only run in a freshly forked child: descriptors other threads own are closed.
+unsafe fn close_all_but(keep: &[RawFd], fd_limit: libc::c_int) {
+    let mut sorted = [0 as RawFd; 4];
+    let count = keep.len().min(sorted.len());
+    sorted[..count].copy_from_slice(&keep[..count]);
+    sorted[..count].sort_unstable();
+    let mut next: RawFd = 3;
+    for &fd in sorted[..count].iter().chain(std::iter::once(&RawFd::MAX)) {
+        if fd > next {
+            let last = if fd == RawFd::MAX {
+                u32::MAX
+            } else {
+                (fd - 1) as u32
+            };
+            // SAFETY: close_range/close are async-signal-safe.
+            let closed = unsafe { libc::syscall(libc::SYS_close_range, next as u32, last, 0) };
+            if closed < 0 {
+                let end = if fd == RawFd::MAX { fd_limit } else { fd };
+                for stale in next..end {
+                    // SAFETY: as above.
+                    unsafe { libc::close(stale) };
+                }
+            }
+        }
+        next = next.max(fd.saturating_add(1));
+    }
+}
+
 /// The intermediate process: forks the program, reports its pid, waits for release, exits.
 ///
 /// # Safety
@@ -312,6 +343,11 @@ unsafe fn run_intermediate(
     // SAFETY: async-signal-safe calls only.
     unsafe {
         libc::close(release_w);
+        // A caller with several threads may be starting other programs at the same moment:
+        // this process does not exec, so it would keep their status pipes open (close-on-exec
+        // never fires here) and each start would wait for the other's end-of-file forever.
+        let keep = [status_w, release_r, p.stdin.as_raw_fd(), p.log.as_raw_fd()];
+        close_all_but(&keep, p.fd_limit);
         // With SIGCHLD ignored (inherited from the caller) the kernel would reap a program
         // that exits at once before the parent could read its start time.
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
