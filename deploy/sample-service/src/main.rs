@@ -5,6 +5,8 @@
 //! that fails until the migrator has created the schema, a PID file, an inherited
 //! listening socket for zero-downtime hand-off, and a drain on SIGTERM.
 //!
+//! `sample-service probe URL` is the healthcheck of its `FROM scratch` image (see probe.rs).
+//!
 //! Exit status: 0 after a stop signal, 1 when the service cannot start (address in
 //! use, PID file not writable), 2 for invalid configuration or environment.
 
@@ -13,12 +15,19 @@ mod db;
 mod http;
 mod listen;
 mod pidfile;
+mod probe;
 mod server;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, url] = args.as_slice()
+        && command == "probe"
+    {
+        return probe::run(url);
+    }
     // Before any thread exists: this reads and clears LISTEN_FDS/LISTEN_PID.
     let activation = match listen::take_activation() {
         Ok(a) => a,
