@@ -44,6 +44,38 @@ fn events_run_in_codedeploy_order_and_application_stop_is_skipped_on_the_first_d
 }
 
 #[test]
+fn the_lifecycle_order_holds_whatever_order_the_appspec_lists_the_hooks_in() {
+    let env = Env::new();
+    let mut reversed = EVENTS;
+    reversed.reverse();
+    let build = |name: &str| env.bundle(name).traced(&reversed, name).build();
+    let v1 = build("v1");
+    let appspec = std::fs::read_to_string(v1.join("appspec.yml")).unwrap();
+    assert!(
+        appspec.find("ValidateService:") < appspec.find("BeforeInstall:"),
+        "the appspec must list the hooks out of order for this test to mean anything"
+    );
+    env.deploy(&v1, &[]).expect(0);
+    env.clear_trace();
+    env.deploy(&build("v2"), &[]).expect(0);
+    let events: Vec<String> = env
+        .trace_lines()
+        .iter()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "ApplicationStop v1",
+            "BeforeInstall v2",
+            "AfterInstall v2",
+            "ApplicationStart v2",
+            "ValidateService v2"
+        ]
+    );
+}
+
+#[test]
 fn scripts_get_the_codedeploy_variables_and_run_in_the_release_directory() {
     let env = Env::new();
     let out = env.path("env.txt");
@@ -110,6 +142,66 @@ fn application_stop_comes_from_the_last_successful_release_not_the_last_installe
         first.split(' ').take(3).collect::<Vec<_>>(),
         ["ApplicationStop", "good", good_dir.to_str().unwrap()],
         "ApplicationStop must run the last *successful* release's script in its directory"
+    );
+}
+
+#[test]
+fn application_stop_skips_a_failed_release_left_serving_by_no_rollback() {
+    let env = Env::new();
+    env.deploy(&traced_bundle(&env, "good"), &[]).expect(0);
+    let good = env.current().unwrap();
+    let broken = env
+        .bundle("broken")
+        .traced(&EVENTS, "broken")
+        .script("ValidateService", "fail.sh", "exit 1")
+        .build();
+    env.deploy(&broken, &["--no-rollback"]).expect(2);
+    let broken_id = env.last_id();
+    assert_eq!(
+        env.current().as_deref(),
+        Some(broken_id.as_str()),
+        "the failed release must be the one installed for this test to mean anything"
+    );
+    env.clear_trace();
+    env.deploy(&traced_bundle(&env, "next"), &[]).expect(0);
+    let lines = env.trace_lines();
+    let good_dir = env.root().join("releases").join(&good);
+    assert_eq!(
+        lines[0].split(' ').take(3).collect::<Vec<_>>(),
+        ["ApplicationStop", "good", good_dir.to_str().unwrap()],
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains(" broken ")),
+        "no script of the failed release may run: {lines:?}"
+    );
+}
+
+#[test]
+fn skip_application_stop_does_not_run_the_previous_releases_script_and_says_so() {
+    let env = Env::new();
+    env.deploy(&traced_bundle(&env, "v1"), &[]).expect(0);
+    env.clear_trace();
+    env.deploy(&traced_bundle(&env, "v2"), &["--skip-application-stop"])
+        .expect(0);
+    let events: Vec<String> = env
+        .trace_lines()
+        .iter()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "BeforeInstall v2",
+            "AfterInstall v2",
+            "ApplicationStart v2",
+            "ValidateService v2"
+        ]
+    );
+    let log = env.log(&env.last_id());
+    assert!(
+        log.contains("[ApplicationStop] skipped (--skip-application-stop)"),
+        "{log}"
     );
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::{EVENTS, Env, block_until, hooks_bin, wait_until};
 
@@ -70,6 +70,7 @@ fn a_second_deployment_exits_4_naming_the_holder_or_waits_with_wait() {
         .bundle("slow")
         .script("BeforeInstall", "block.sh", &block_until(&started, &gate))
         .build();
+    let spawned = SystemTime::now();
     let mut first = Command::new(hooks_bin())
         .args(["deploy", "--quiet", "--bundle", slow.to_str().unwrap()])
         .env("HOOKS_ROOT", env.root())
@@ -91,6 +92,19 @@ fn a_second_deployment_exits_4_naming_the_holder_or_waits_with_wait() {
         run.stderr()
     );
     assert!(run.stderr().contains("deployment d-"), "{}", run.stderr());
+    let since = run
+        .stderr()
+        .split("since ")
+        .nth(1)
+        .and_then(|rest| rest.split([')', ' ', '\n']).next())
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no holder start time: {}", run.stderr()));
+    // The holder writes whole milliseconds, so it may read up to 1 ms before `spawned`.
+    assert!(
+        since >= spawned - Duration::from_millis(1) && since <= SystemTime::now(),
+        "the holder's start time is when the first deployment took the lock: {}",
+        run.stderr()
+    );
 
     let other_path = other.to_str().unwrap().to_owned();
     let root = env.root();
@@ -114,7 +128,15 @@ fn a_second_deployment_exits_4_naming_the_holder_or_waits_with_wait() {
 
 #[test]
 fn kill_9_during_any_event_is_recovered_by_the_next_deployment() {
-    for event in EVENTS {
+    let events = [
+        "ApplicationStop",
+        "BeforeInstall",
+        "Install",
+        "AfterInstall",
+        "ApplicationStart",
+        "ValidateService",
+    ];
+    for event in events {
         let env = Env::new();
         env.deploy(&env.bundle("v1").traced(&EVENTS, "v1").build(), &[])
             .expect(0);
@@ -122,25 +144,45 @@ fn kill_9_during_any_event_is_recovered_by_the_next_deployment() {
         let started = env.path("started");
         let gate = env.path("never");
         let pidfile = env.path("script.pid");
+        let installed = env.path("www");
         let body = format!(
             "echo $$ > '{}'\n{}",
             pidfile.display(),
             block_until(&started, &gate)
         );
-        // ApplicationStop runs the previous release's script: put the blocker in v1's copy.
-        let blocking = if event == "ApplicationStop" {
-            let path = env
-                .root()
-                .join("releases")
-                .join(&v1)
-                .join("scripts/applicationstop.sh");
-            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-            env.bundle("v2").traced(&EVENTS, "v2").build()
-        } else {
-            env.bundle("v2")
+        let blocking = match event {
+            // ApplicationStop runs the previous release's script: put the blocker in v1's copy.
+            "ApplicationStop" => {
+                let path = env
+                    .root()
+                    .join("releases")
+                    .join(&v1)
+                    .join("scripts/applicationstop.sh");
+                std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+                env.bundle("v2").traced(&EVENTS, "v2").build()
+            }
+            // Install runs no script: copying many large `files:` keeps it busy long enough.
+            "Install" => {
+                let bundle = env
+                    .bundle("v2")
+                    .traced(&EVENTS, "v2")
+                    .extra(&format!(
+                        "files:\n  - source: site\n    destination: {}\n",
+                        installed.display()
+                    ))
+                    .build();
+                std::fs::create_dir(bundle.join("site")).unwrap();
+                let chunk = vec![7u8; 2 << 20];
+                for i in 0..BLOBS {
+                    std::fs::write(bundle.join(format!("site/blob-{i:02}")), &chunk).unwrap();
+                }
+                bundle
+            }
+            _ => env
+                .bundle("v2")
                 .traced(&EVENTS, "v2")
                 .script(event, "block.sh", &body)
-                .build()
+                .build(),
         };
         let mut child = Command::new(hooks_bin())
             .args(["deploy", "--quiet", "--bundle", blocking.to_str().unwrap()])
@@ -149,24 +191,36 @@ fn kill_9_during_any_event_is_recovered_by_the_next_deployment() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        wait_until(Duration::from_secs(30), "the blocking script", || {
-            started.exists()
-        });
-        // hooks records the script's process group in the lock file right after the exec; a
-        // kill in the microseconds before that would leave the script unknown to recovery.
-        let lock = env.root().join("lock");
-        wait_until(
-            Duration::from_secs(30),
-            "the script's group in the lock",
-            || std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("script_pgid")),
-        );
+        if event == "Install" {
+            wait_until(Duration::from_secs(60), "Install to start copying", || {
+                installed.is_dir()
+            });
+        } else {
+            wait_until(Duration::from_secs(30), "the blocking script", || {
+                started.exists()
+            });
+            // hooks records the script's process group in the lock file right after the exec;
+            // a kill in the microseconds before that would leave the script unknown to recovery.
+            let lock = env.root().join("lock");
+            wait_until(
+                Duration::from_secs(30),
+                "the script's group in the lock",
+                || std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("script_pgid")),
+            );
+        }
         child.kill().unwrap();
         child.wait().unwrap();
-        let script_pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let script_pid: Option<i32> = std::fs::read_to_string(&pidfile)
+            .ok()
+            .map(|p| p.trim().parse().unwrap());
+        if event == "Install" {
+            let copied = std::fs::read_dir(&installed)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("blob-"))
+                .count();
+            assert!(copied < BLOBS, "the kill must land during Install");
+        }
 
         let current = env.current().unwrap();
         assert!(
@@ -195,15 +249,20 @@ fn kill_9_during_any_event_is_recovered_by_the_next_deployment() {
             "{event}: {:?}",
             env.releases()
         );
-        wait_until(
-            Duration::from_secs(5),
-            "the orphaned script to be stopped",
-            || !common::alive(script_pid),
-        );
+        if let Some(pid) = script_pid {
+            wait_until(
+                Duration::from_secs(5),
+                "the orphaned script to be stopped",
+                || !common::alive(pid),
+            );
+        }
         let log = env.log(history[2]["id"].as_str().unwrap());
         assert!(log.contains("was interrupted"), "{event}: {log}");
     }
 }
+
+/// Files the Install case copies; enough that the copy outlasts the test's reaction time.
+const BLOBS: usize = 64;
 
 #[test]
 fn kill_9_during_download_bundle_leaves_current_alone_and_the_next_run_cleans_up() {

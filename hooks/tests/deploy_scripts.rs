@@ -83,17 +83,21 @@ fn a_timeout_kills_the_whole_process_group_within_the_grace_period() {
     run.expect(1);
     assert!(run.stderr().contains("ScriptTimedOut"), "{}", run.stderr());
     assert!(run.stderr().contains("SIGKILL"), "{}", run.stderr());
-    // timeout 1 s + grace 1 s + 2 s allowed for the kill and the rest of the deployment.
-    assert!(elapsed < Duration::from_secs(4 + 2), "took {elapsed:?}");
+    // timeout 1 s + grace 1 s + 2 s for the kill and the rest of the deployment.
+    assert!(elapsed < Duration::from_secs(1 + 1 + 2), "took {elapsed:?}");
     let pids: Vec<i32> = std::fs::read_to_string(&pids)
         .unwrap()
         .lines()
         .map(|l| l.trim().parse().unwrap())
         .collect();
     assert_eq!(pids.len(), 2);
-    wait_until(Duration::from_secs(2), "the group to be gone", || {
-        pids.iter().all(|p| !alive(*p))
-    });
+    // SIGKILL went out before the deployment returned; the kernel only needs a moment to
+    // finish the processes off, not another grace period.
+    wait_until(
+        Duration::from_millis(500),
+        "the group to be gone once the deployment returned",
+        || pids.iter().all(|p| !alive(*p)),
+    );
 }
 
 #[test]
