@@ -50,18 +50,37 @@ fn bundle_uploading(
                 .unwrap_or_default()
         ))
         .build();
-    let wrapper = dir.join("bin/migrator");
+    write_migrator(&dir, "--source \"$(dirname \"$0\")/../migrations\"");
+    dir
+}
+
+/// `bin/migrator` in the bundle: the real migrator with `options` before the command.
+fn write_migrator(bundle: &Path, options: &str) {
+    let wrapper = bundle.join("bin/migrator");
     std::fs::create_dir_all(wrapper.parent().unwrap()).unwrap();
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec '{}' --source \"$(dirname \"$0\")/../migrations\" \"$@\"\n",
+            "#!/bin/sh\nexec '{}' {options} \"$@\"\n",
             migrator_bin().display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
+}
+
+/// Backup file names under `<root>/backups/`, sorted.
+fn backups(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(env.root().join("backups"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 const ITEMS: (&str, &str) = (
@@ -154,6 +173,109 @@ fn postgres_schema_comes_from_the_deployment_and_a_backup_restores_the_exact_row
         "0",
         "the backup predates 0002"
     );
+}
+
+#[test]
+fn the_sample_services_embedded_migrations_create_its_schema_on_postgres() {
+    let env = Env::new();
+    let url = pg_database("embedded");
+    let url_file = secret_file(&env, &url);
+    // No migrations/ directory and no --source: only the set compiled into the binary.
+    let bundle = env
+        .bundle("v1")
+        .deploy_section(&format!(
+            "  migrate:\n    migrator: bin/migrator\n    database_url_file: {}\n",
+            url_file.display()
+        ))
+        .build();
+    write_migrator(&bundle, "");
+    env.deploy(&bundle, &[]).expect(0);
+    let embedded =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrator/migrations"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".sql")
+            })
+            .count();
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM _sqlx_migrations"),
+        embedded.to_string()
+    );
+    // The columns the sample service reads and writes (deploy/sample-service/src/db.rs).
+    psql(
+        &url,
+        "INSERT INTO items (id, body, created_at) VALUES ('1', 'hello', 'now')",
+    );
+    assert_eq!(
+        psql(&url, "SELECT id || body || created_at FROM items"),
+        "1hellonow"
+    );
+    assert!(env.log(&env.last_id()).contains("applied 0001_items.sql"));
+}
+
+#[test]
+fn a_redeploy_without_new_migrations_takes_no_backup() {
+    let env = Env::new();
+    let url = pg_database("nobackup");
+    let url_file = secret_file(&env, &url);
+    env.deploy(&bundle_with(&env, "v1", &[ITEMS], &url_file), &[])
+        .expect(0);
+    let v1 = env.last_id();
+    assert_eq!(backups(&env), [format!("{v1}.pgdump")]);
+
+    env.deploy(&bundle_with(&env, "v2", &[ITEMS], &url_file), &[])
+        .expect(0);
+    assert_eq!(backups(&env), [format!("{v1}.pgdump")]);
+    let log = env.log(&env.last_id());
+    assert!(log.contains("no backup, no migration"), "{log}");
+
+    env.deploy(&bundle_with(&env, "v3", &[ITEMS, TAGS], &url_file), &[])
+        .expect(0);
+    assert_eq!(
+        backups(&env),
+        [format!("{v1}.pgdump"), format!("{}.pgdump", env.last_id())],
+        "a pending migration is still backed up first"
+    );
+}
+
+#[test]
+fn only_the_newest_backups_are_kept() {
+    let keep = hooks::lifecycle::builtins::KEEP_BACKUPS;
+    let env = Env::new();
+    let db = env.path("app.db");
+    let url_file = secret_file(&env, &format!("sqlite://{}", db.display()));
+    // Each deployment adds one migration, so each takes a backup, except the first: its
+    // database file does not exist yet.
+    let files: Vec<(String, String)> = (1..=keep + 2)
+        .map(|n| {
+            (
+                format!("{n:04}_t{n}.sql"),
+                format!("CREATE TABLE t{n} (x TEXT);\n"),
+            )
+        })
+        .collect();
+    for n in 1..=files.len() {
+        let set: Vec<(&str, &str)> = files[..n]
+            .iter()
+            .map(|(f, sql)| (f.as_str(), sql.as_str()))
+            .collect();
+        env.deploy(&bundle_with(&env, &format!("v{n}"), &set, &url_file), &[])
+            .expect(0);
+    }
+    let ids: Vec<String> = env
+        .history()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    let newest: Vec<String> = ids[ids.len() - keep..]
+        .iter()
+        .map(|id| format!("{id}.sqlite"))
+        .collect();
+    assert_eq!(backups(&env), newest, "{} backups taken", keep + 1);
 }
 
 #[test]

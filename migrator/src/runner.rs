@@ -24,7 +24,17 @@ pub struct Settings {
 /// Returns the number of migrations this process applied.
 pub async fn run(s: &Settings, set: &MigrationSet) -> Result<usize> {
     let mut conn = open(s, true).await?;
-    let r = locked(&mut conn, s, async |conn: &mut Conn| {
+    let r = run_on(&mut conn, s, set).await;
+    conn.close().await;
+    r
+}
+
+/// [`run`] on a connection the caller opened (with [`Conn::open`]) and keeps. The migration
+/// lock is released before this returns, on failure too, so an application that migrates at
+/// startup can go on using the session without blocking every other migrator. A
+/// `statement_timeout` from `s` stays set on the session.
+pub async fn run_on(conn: &mut Conn, s: &Settings, set: &MigrationSet) -> Result<usize> {
+    locked(conn, s, async |conn: &mut Conn| {
         conn.ensure_table().await?;
         let report = plan::compare(s.url.backend(), set, &conn.applied().await?);
         if let Some(why) = report.refusal() {
@@ -46,9 +56,7 @@ pub async fn run(s: &Settings, set: &MigrationSet) -> Result<usize> {
         }
         Ok(applied)
     })
-    .await;
-    conn.close().await;
-    r
+    .await
 }
 
 /// Reverts applied migrations newer than `to`, newest first, using their `.down.sql` files.

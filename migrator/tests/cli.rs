@@ -61,3 +61,34 @@ async fn bad_source_directory_is_a_usage_error() {
     assert!(out.stderr.contains("--source"), "{}", out.all());
     assert!(out.stderr.contains("abc_items.sql"), "{}", out.all());
 }
+
+#[tokio::test]
+async fn every_migration_file_is_pinned_to_lf_line_endings() {
+    // A CRLF checkout changes the checksum of an applied migration, which `run` then refuses.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let files: Vec<String> = std::fs::read_dir(root.join("migrator/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sql"))
+        .map(|n| format!("migrator/migrations/{n}"))
+        .collect();
+    assert!(!files.is_empty());
+    let out = std::process::Command::new("git")
+        .current_dir(&root)
+        .args(["check-attr", "eol", "--"])
+        .args(&files)
+        .output()
+        .expect("git is installed (CI runs in a git clone)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for file in &files {
+        assert!(
+            stdout.contains(&format!("{file}: eol: lf\n")),
+            "{file} is not pinned to LF in .gitattributes:\n{stdout}"
+        );
+    }
+}

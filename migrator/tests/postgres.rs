@@ -247,3 +247,63 @@ async fn refuses_missing_migrations() {
 async fn reverts_with_down_files() {
     cases::reverts_with_down_files(Scratch::new(fresh_pg().await)).await;
 }
+
+#[tokio::test]
+async fn a_failing_run_unlocks_even_though_its_session_stays_open() {
+    // Ending the session frees a session lock by itself, so only a session kept open (as an
+    // application migrating at startup keeps it) shows that the runner unlocks on failure.
+    use migrator::db::{Conn, Options};
+    use migrator::runner::{Settings, run_on};
+    let s = Scratch::new(fresh_pg().await);
+    s.add("0001_items.sql", ITEMS).add(
+        "0002_bad.sql",
+        "CREATE TABLE t2 (n INT);\nSELECT * FROM missing_table;\n",
+    );
+    let settings = Settings {
+        url: migrator::url::DbUrl::parse(s.url.clone()).unwrap(),
+        options: Options {
+            lock_timeout: Duration::from_secs(5),
+            create: true,
+            connect_timeout: Duration::from_secs(30),
+        },
+        statement_timeout: None,
+    };
+    let set = migrator::set::MigrationSet::load(Some(&s.migrations()))
+        .await
+        .unwrap();
+    let mut conn = Conn::open(&settings.url, &settings.options)
+        .await
+        .unwrap()
+        .unwrap();
+    let Conn::Pg(session, _) = &mut conn else {
+        panic!("a postgres:// URL opens a PostgreSQL session")
+    };
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *session)
+        .await
+        .unwrap();
+    let err = run_on(&mut conn, &settings, &set).await.unwrap_err();
+    assert!(err.to_string().contains("0002_bad.sql"), "{err}");
+
+    let mut observer = pg(&s.url).await;
+    let held = async |observer: &mut sqlx::PgConnection| -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1 AND granted",
+        )
+        .bind(pid)
+        .fetch_one(observer)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        held(&mut observer).await,
+        0,
+        "the failed run left its advisory lock held by the still-open session"
+    );
+    // The same query does see the lock while that session holds it.
+    conn.lock(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(held(&mut observer).await, 1);
+    conn.unlock().await;
+    observer.close().await.unwrap();
+    conn.close().await;
+}
