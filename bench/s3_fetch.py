@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Fetch + verify + unpack of a tar.gz bundle from a local S3 server (moto): `hooks deploy
+"""Fetch + verify + unpack of a tar.gz bundle from a local S3 server: `hooks deploy
 --bundle s3://…` against `aws s3 cp` followed by `tar -xzf` (awscli from PyPI, installed into
 the same virtualenv as scripts/s3-server's moto when `aws` is not on PATH).
+
+The server is s3s-fs by default (`cargo install s3s-fs`, done by this script once): it serves
+a ranged GET by reading that range of a file, as S3 does. moto (`--server moto`) copies the
+whole object for every ranged GET, so any tool that downloads in parts (both do) spends its
+time in moto's copies rather than its own work; its figures say little about either tool.
 
 Runs alternate between the two tools; prints each run, the medians, the ratio (awscli+tar time
 / hooks time: above 1 means hooks is faster) and both peak RSS figures (from wait4).
 
     cargo build --release -p hooks
-    bench/s3_fetch.py [--size-mib 1024] [--runs 3] [--endpoint http://127.0.0.1:PORT]
+    bench/s3_fetch.py [--size-mib 1024] [--runs 3] [--server s3s-fs|moto]
+                      [--endpoint http://127.0.0.1:PORT]
 """
 
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +53,46 @@ def aws_cli() -> str:
     return str(aws)
 
 
+S3S_FS_VERSION = "0.14.1"
+
+
+def s3s_fs() -> str:
+    """The s3s-fs binary, installed with cargo (from crates.io) when it is missing."""
+    found = shutil.which("s3s-fs") or shutil.which(str(Path.home() / ".cargo/bin/s3s-fs"))
+    if found:
+        return found
+    print(f"installing s3s-fs {S3S_FS_VERSION} with cargo (once)", file=sys.stderr)
+    subprocess.run(["cargo", "install", "s3s-fs", "--version", S3S_FS_VERSION,
+                    "--features", "binary", "--locked"], check=True)
+    return str(Path.home() / ".cargo/bin/s3s-fs")
+
+
+def start_s3s_fs(work: Path):
+    """Starts s3s-fs on a free loopback port; returns (endpoint, process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = work / "s3s-data"
+    data.mkdir()
+    log = open(work / "s3s-fs.log", "wb")
+    proc = subprocess.Popen(
+        [s3s_fs(), "--host", "127.0.0.1", "--port", str(port),
+         "--access-key", ENV["AWS_ACCESS_KEY_ID"], "--secret-key", ENV["AWS_SECRET_ACCESS_KEY"],
+         str(data)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                sys.exit(f"s3s-fs did not start; see {work / 's3s-fs.log'}")
+            time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", proc
+
+
 def run(cmd, **kw):
     """Runs cmd; returns (seconds, peak RSS in MiB) of that child alone."""
     started = time.monotonic()
@@ -75,7 +122,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=1024, help="artifact size (default 1024)")
     ap.add_argument("--runs", type=int, default=3, help="runs per tool (default 3)")
-    ap.add_argument("--endpoint", help="an S3 server already running (default: start moto)")
+    ap.add_argument("--server", choices=("s3s-fs", "moto"), default="s3s-fs",
+                    help="the S3 server to start (default s3s-fs; see above)")
+    ap.add_argument("--endpoint", help="an S3 server already running (instead of --server)")
     ap.add_argument("--hooks", type=Path, help="the hooks binary (default: target/release/hooks)")
     args = ap.parse_args()
     hooks = args.hooks or HOOKS
@@ -84,9 +133,14 @@ def main():
     aws = aws_cli()
     work = Path(tempfile.mkdtemp(prefix="hooks-s3-bench-"))
     server = None
+    s3s = None
     try:
         endpoint = args.endpoint
-        if not endpoint:
+        if endpoint:
+            args.server = endpoint
+        elif args.server == "s3s-fs":
+            endpoint, s3s = start_s3s_fs(work)
+        else:
             out = subprocess.run([str(REPO / "scripts/s3-server"), "start", str(work / "s3")],
                                  check=True, capture_output=True, text=True).stdout
             endpoint = out.strip().split("=", 1)[1]
@@ -121,7 +175,8 @@ def main():
         med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
         rss = {k: max(r for _, r in v) for k, v in results.items()}
         mib_s = args.size_mib / med["hooks"]
-        print(f"\nartifact {args.size_mib} MiB, {args.runs} runs each (alternating)")
+        print(f"\nartifact {args.size_mib} MiB, {args.runs} runs each (alternating), "
+              f"server {args.server}")
         print(f"hooks deploy (fetch+verify+unpack): median {med['hooks']:.2f} s "
               f"({mib_s:.0f} MiB/s), peak RSS {rss['hooks']:.1f} MiB")
         print(f"aws s3 cp + tar -xzf:              median {med['aws+tar']:.2f} s, "
@@ -129,6 +184,9 @@ def main():
         print(f"ratio (aws+tar / hooks): {med['aws+tar'] / med['hooks']:.2f}x (goal >= 2.0x); "
               f"hooks peak RSS goal <= 64 MiB")
     finally:
+        if s3s:
+            s3s.terminate()
+            s3s.wait()
         if server:
             subprocess.run([str(REPO / "scripts/s3-server"), "stop", str(server)])
         shutil.rmtree(work, ignore_errors=True)

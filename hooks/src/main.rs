@@ -325,6 +325,7 @@ struct DeployArgs {
 }
 
 fn main() -> ExitCode {
+    hooks::bundle::s3::return_freed_chunks_to_the_system();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -103,7 +103,7 @@ impl Default for S3Options {
             read_timeout: Duration::from_secs(30),
             operation_timeout: Duration::from_secs(60),
             retries: 4,
-            concurrency: 4,
+            concurrency: 6,
             chunk_size: 4 << 20,
             progress: true,
         }
@@ -138,6 +138,21 @@ pub struct S3Source {
 
 /// Opens an S3 bundle. Nothing is requested until [`BundleSource::unpack_with`], so every
 /// network or trust failure happens inside DownloadBundle and lands in the deployment's log.
+/// Makes freed download chunks go back to the kernel, so peak memory stays at what the
+/// chunks in flight need. Call once, early in `main`.
+///
+/// glibc raises its mmap threshold after the first large buffer is freed, and from then on
+/// serves chunk-sized buffers from per-thread heaps that keep the memory: chunks allocated by
+/// the download threads and freed by the unpacking thread added about 20 MiB to the peak RSS
+/// of a 4 × 4 MiB download. A fixed threshold below the chunk size keeps every chunk mmapped.
+pub fn return_freed_chunks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator setting; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 pub fn open_s3(
     url: &str,
     options: S3Options,
