@@ -96,11 +96,19 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
-    /// The Compose tool's `com.docker.compose.config-hash` equivalent: sha256 over the whole
-    /// spec, which includes the image id and the secret digests, so a changed image or secret
-    /// file recreates the container.
+    /// The Compose tool's `com.docker.compose.config-hash` equivalent: sha256 over the spec,
+    /// which includes the image id and the secret digests, so a changed image or secret file
+    /// recreates the container.
+    ///
+    /// `build` is left out, as the Compose tool leaves it out: the image id already says what
+    /// the build produced, and the context's absolute path changes with every release
+    /// directory, which would recreate every built service on every deployment.
     pub fn config_hash(&self) -> String {
-        let json = serde_json::to_vec(self).expect("a spec always serialises");
+        let hashed = ServiceSpec {
+            build: None,
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&hashed).expect("a spec always serialises");
         hex(&Sha256::digest(json))
     }
 }

@@ -39,6 +39,17 @@ fn names_follow_the_compose_convention() {
 }
 
 #[test]
+fn the_hash_leaves_out_the_build_context_whose_path_changes_with_each_release() {
+    let yaml = "services:\n  web:\n    build: ./ctx\n    image: web:latest\n";
+    let (_one, first) = load_yaml(yaml);
+    let (_two, second) = load_yaml(yaml);
+    let first = spec::services(&first).unwrap();
+    let second = spec::services(&second).unwrap();
+    assert_ne!(first[0].build, second[0].build, "two release directories");
+    assert_eq!(first[0].config_hash(), second[0].config_hash());
+}
+
+#[test]
 fn the_hash_covers_secret_content_and_image_id() {
     let (dir, project) = load_yaml(
         "services:\n  api:\n    image: busybox\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token\n",
