@@ -311,3 +311,23 @@ fn images_come_from_shipped_tarballs_and_a_missing_one_is_explained_before_any_c
     let (_, app) = project.inspect(&project.containers()["app"]);
     assert_eq!(app.state.unwrap().running, Some(true));
 }
+
+#[test]
+fn a_build_context_holding_a_file_with_holes_builds() {
+    // Linker output can have holes, and the engine refuses the GNU sparse tar entries the tar
+    // crate writes for such files ("unhandled tar header type 83").
+    let project = TestProject::new("sparse", &["app"]);
+    let file = std::fs::File::create(project.path("ctx-app/holes.bin")).unwrap();
+    file.set_len(1 << 20).unwrap();
+    project.write(
+        "docker-compose.yml",
+        &format!(
+            "services:\n  app:\n    build: ./ctx-app\n    image: {}-app:latest\n    command: [\"serve\"]\n",
+            project.name
+        ),
+    );
+    let report = project
+        .up(DEADLINE)
+        .expect("a context with a file with holes builds");
+    assert_eq!(report.recreated, ["app"]);
+}

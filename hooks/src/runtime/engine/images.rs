@@ -97,6 +97,9 @@ pub async fn build(
 fn context_tar(dir: &Path) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
+    // The engine's context reader refuses GNU sparse entries ("unhandled tar header type
+    // 83"), which the tar crate writes for any file with a hole, linker output included.
+    builder.sparse(false);
     builder.append_dir_all(".", dir)?;
     builder.into_inner()
 }
