@@ -1,7 +1,8 @@
 //! Conformance of `hooks`' compose loader with the Compose tool installed on this machine.
 //!
-//! For every set in the shared corpus (`compose/public/`, merge order in `sets.tsv`) the test
-//! copies the files into a temporary directory named after the set, runs
+//! For every set in the shared corpus (`compose/public/`, merge order in `sets.tsv`), the
+//! merge-rule fixtures and the project's own `docker-compose.yml` (alone, and with
+//! `production.yml`) the test copies the files into a temporary directory named after the set, runs
 //! `docker-compose -f A -f B config` there with a controlled environment, loads the same files
 //! with `hooks::runtime::compose::load`, and compares the two models after normalising the
 //! cosmetic differences listed in [`canonical`]. The checked-in table
@@ -407,8 +408,16 @@ const FIXTURES: &[(&str, &[&str])] = &[
     ("profiles", &["compose.yaml"]),
 ];
 
-/// The public sets, the fixtures, and the project's own `docker-compose.yml` +
-/// `production.yml` once they exist.
+/// The project's own stack: local development alone, and production merged over it. Only the
+/// compose files are copied (build contexts are created empty, bind mounts and secret files
+/// are not read by `config`), so the comparison is about the model, not the checkout.
+const PROJECT_SETS: &[(&str, &[&str])] = &[
+    ("development", &["docker-compose.yml"]),
+    ("production", &["docker-compose.yml", "production.yml"]),
+];
+
+/// The public sets, the fixtures, and the project's own `docker-compose.yml` alone and with
+/// `production.yml`.
 fn sets() -> Vec<Set> {
     let public = corpus().join("compose/public");
     let list = std::fs::read_to_string(public.join("sets.tsv")).expect("sets.tsv");
@@ -435,12 +444,11 @@ fn sets() -> Vec<Set> {
         copy_all: true,
     }));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let own = ["docker-compose.yml", "production.yml"];
-    if own.iter().all(|f| root.join(f).is_file()) {
+    for (name, files) in PROJECT_SETS {
         sets.push(Set {
-            name: "project".to_owned(),
-            dir: root,
-            files: own.iter().map(|f| f.to_string()).collect(),
+            name: format!("project/{name}"),
+            dir: root.clone(),
+            files: files.iter().map(|f| f.to_string()).collect(),
             copy_all: false,
         });
     }
@@ -488,6 +496,12 @@ fn every_set_matches_the_compose_tool_or_the_table_says_why() {
         let set = set.name.as_str();
         let outcome = run_set(&dir, &files, env);
         let problem = match (&outcome, verdict) {
+            // The project's own files must load in hooks whatever the installed tool says.
+            (Outcome::ToolRejects(_, Err(e)), Verdict::ToolRejects(_))
+                if set.starts_with("project/") =>
+            {
+                Some(format!("hooks rejects the project's own files: {e}"))
+            }
             (Outcome::ToolRejects(..), Verdict::ToolRejects(_)) => None,
             (Outcome::ToolRejects(why, _), _) => Some(format!("the tool rejects it: {why}")),
             (Outcome::Compared { .. }, Verdict::ToolRejects(_)) => {
