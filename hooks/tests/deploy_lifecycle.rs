@@ -123,17 +123,24 @@ fn scripts_get_the_codedeploy_variables_and_run_in_the_release_directory() {
     );
 }
 
-#[test]
-fn application_stop_comes_from_the_last_successful_release_not_the_last_installed_one() {
-    let env = Env::new();
-    env.deploy(&traced_bundle(&env, "good"), &[]).expect(0);
+/// Deploys a good release, then one that fails in ValidateService with `flags`, expecting
+/// `exit`; returns the good release's id.
+fn good_then_broken(env: &Env, flags: &[&str], exit: i32) -> String {
+    env.deploy(&traced_bundle(env, "good"), &[]).expect(0);
     let good = env.current().unwrap();
     let broken = env
         .bundle("broken")
         .traced(&EVENTS, "broken")
         .script("ValidateService", "fail.sh", "exit 1")
         .build();
-    env.deploy(&broken, &[]).expect(1);
+    env.deploy(&broken, flags).expect(exit);
+    good
+}
+
+#[test]
+fn application_stop_comes_from_the_last_successful_release_not_the_last_installed_one() {
+    let env = Env::new();
+    let good = good_then_broken(&env, &[], 1);
     env.clear_trace();
     env.deploy(&traced_bundle(&env, "next"), &[]).expect(0);
     let first = env.trace_lines().remove(0);
@@ -148,14 +155,7 @@ fn application_stop_comes_from_the_last_successful_release_not_the_last_installe
 #[test]
 fn application_stop_skips_a_failed_release_left_serving_by_no_rollback() {
     let env = Env::new();
-    env.deploy(&traced_bundle(&env, "good"), &[]).expect(0);
-    let good = env.current().unwrap();
-    let broken = env
-        .bundle("broken")
-        .traced(&EVENTS, "broken")
-        .script("ValidateService", "fail.sh", "exit 1")
-        .build();
-    env.deploy(&broken, &["--no-rollback"]).expect(2);
+    let good = good_then_broken(&env, &["--no-rollback"], 2);
     let broken_id = env.last_id();
     assert_eq!(
         env.current().as_deref(),

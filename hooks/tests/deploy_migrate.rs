@@ -71,16 +71,7 @@ fn write_migrator(bundle: &Path, options: &str) {
 
 /// Backup file names under `<root>/backups/`, sorted.
 fn backups(env: &Env) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(env.root().join("backups"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    common::entry_names(&env.root().join("backups"))
 }
 
 const ITEMS: (&str, &str) = (

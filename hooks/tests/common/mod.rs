@@ -93,16 +93,7 @@ impl Env {
 
     /// Release directories on disk (complete ones only).
     pub fn releases(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.root().join("releases"))
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        entry_names(&self.root().join("releases"))
     }
 
     /// The history as JSON.
@@ -320,3 +311,17 @@ pub const EVENTS: [&str; 5] = [
     "ApplicationStart",
     "ValidateService",
 ];
+
+/// The names in directory `dir`, sorted; none when it does not exist.
+pub fn entry_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
