@@ -13,6 +13,7 @@ Usage: bench/handoff.py [--requests N] [--rate R] [--profile target/release]
 """
 import argparse
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -83,6 +84,16 @@ deploy:
       drain: 10s
 """)
     return d
+
+
+def instance_version(port):
+    """The version one instance reports on /version, asked directly (not through nginx)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/version")
+        return json.loads(c.getresponse().read()).get("version")
+    finally:
+        c.close()
 
 
 def load(port, rate, total, counts, stop):
@@ -205,6 +216,15 @@ http {{
                 print(r.stderr, end="", file=sys.stderr)
             deploy_times.append(time.monotonic() - t0)
             codes.append(r.returncode)
+            # A deployment counts only if every instance now serves the new release: a
+            # hand-off that silently kept the old processes would make the figures meaningless.
+            expected = f"v{(n + 1) % 2 + 1}"
+            for i in range(3):
+                served = instance_version(base + i)
+                if r.returncode == 0 and served != expected:
+                    stop.set()
+                    sys.exit(f"after deployment {n + 1}, instance {i + 1} serves {served!r}, "
+                             f"not {expected!r}")
             n += 1
         loader.join()
         elapsed = time.monotonic() - started
