@@ -26,10 +26,10 @@ pub struct S3Args {
     #[arg(long, default_value_t = 4, value_name = "N")]
     s3_retries: u32,
     /// Ranged GETs in flight at once.
-    #[arg(long, default_value_t = 6, value_name = "N")]
+    #[arg(long, default_value_t = 8, value_name = "N")]
     s3_concurrency: usize,
     /// Bytes per ranged GET (suffix K or M allowed); memory is about (concurrency + 2) × this.
-    #[arg(long, default_value = "4M", value_parser = parse_size, value_name = "BYTES")]
+    #[arg(long, default_value = "3M", value_parser = parse_size, value_name = "BYTES")]
     s3_chunk_size: u64,
 }
 

@@ -103,8 +103,8 @@ impl Default for S3Options {
             read_timeout: Duration::from_secs(30),
             operation_timeout: Duration::from_secs(60),
             retries: 4,
-            concurrency: 6,
-            chunk_size: 4 << 20,
+            concurrency: 8,
+            chunk_size: 3 << 20,
             progress: true,
         }
     }
