@@ -240,3 +240,27 @@ fn zip_bundles_deploy_from_s3() {
         "temporary zip left behind: {leftovers:?}"
     );
 }
+
+#[test]
+fn publishing_to_a_missing_bucket_says_what_s3_answered_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = s3_support::bundle_dir(dir.path(), "src", b"payload");
+    let out = s3_support::hooks()
+        .arg("publish")
+        .arg(&src)
+        .args(["--to", "s3://no-such-bucket-here/app/", "--s3-endpoint"])
+        .arg(endpoint())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("S3 answered 404 NoSuchBucket"),
+        "the message must name S3's answer: {stderr}"
+    );
+    // The SDK's own rendering dumps the raw response (headers, body bytes) as debug output.
+    assert!(
+        !stderr.contains("raw: Response") && stderr.lines().count() <= 2,
+        "no debug dump: {stderr}"
+    );
+}

@@ -3,9 +3,12 @@
 use std::path::Path;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::bundle::s3::describe_error;
 
 use super::{Pointer, PublishError, PublishOptions};
 
@@ -23,6 +26,14 @@ pub(super) struct Job<'a> {
 
 fn failed(what: &str, e: impl std::error::Error) -> PublishError {
     PublishError::Upload(format!("{what}: {}", DisplayErrorContext(e)))
+}
+
+/// A request S3 refused or that never got an answer.
+fn refused<E>(what: &str, e: SdkError<E>) -> PublishError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    PublishError::Upload(format!("{what}: {}", describe_error(&e)))
 }
 
 /// Uploads on a runtime of its own: `hooks publish` is otherwise synchronous.
@@ -49,7 +60,7 @@ pub(super) fn run(job: Job<'_>) -> Result<(), PublishError> {
             for (k, v) in job.metadata {
                 put = put.metadata(*k, v);
             }
-            put.send().await.map_err(|e| failed("PUT", e))?;
+            put.send().await.map_err(|e| refused("PUT", e))?;
         }
         if let Some((key, pointer)) = job.pointer {
             let json = serde_json::to_vec_pretty(pointer).expect("pointer serialises");
@@ -61,7 +72,7 @@ pub(super) fn run(job: Job<'_>) -> Result<(), PublishError> {
                 .body(ByteStream::from(json))
                 .send()
                 .await
-                .map_err(|e| failed("PUT of the LATEST pointer", e))?;
+                .map_err(|e| refused("PUT of the LATEST pointer", e))?;
         }
         Ok(())
     })
@@ -79,7 +90,7 @@ async fn multipart(client: &Client, job: &Job<'_>) -> Result<(), PublishError> {
     let created = create
         .send()
         .await
-        .map_err(|e| failed("starting the multipart upload", e))?;
+        .map_err(|e| refused("starting the multipart upload", e))?;
     let upload_id = created.upload_id().unwrap_or_default().to_owned();
     let result = send_parts(client, job, &upload_id).await;
     if result.is_err() {
@@ -118,7 +129,7 @@ async fn send_parts(client: &Client, job: &Job<'_>, upload_id: &str) -> Result<(
             .body(body)
             .send()
             .await
-            .map_err(|e| failed(&format!("uploading part {number}"), e))?;
+            .map_err(|e| refused(&format!("uploading part {number}"), e))?;
         parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -151,7 +162,7 @@ async fn send_parts(client: &Client, job: &Job<'_>, upload_id: &str) -> Result<(
             );
             Ok(())
         }
-        Err(e) => Err(failed("completing the multipart upload", e)),
+        Err(e) => Err(refused("completing the multipart upload", e)),
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::mpsc;
 
 use super::progress::Progress;
@@ -59,9 +58,9 @@ impl FetchError {
 
 fn classify<E>(what: &str, err: &SdkError<E>) -> FetchError
 where
-    E: std::error::Error + 'static,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let text = format!("{what}: {}", DisplayErrorContext(err));
+    let text = format!("{what}: {}", super::describe_error(err));
     let status = err.raw_response().map(|r| r.status().as_u16());
     match (err, status) {
         (SdkError::ServiceError(_), Some(412)) => FetchError::Changed(format!(

@@ -138,6 +138,27 @@ pub struct S3Source {
 
 /// Opens an S3 bundle. Nothing is requested until [`BundleSource::unpack_with`], so every
 /// network or trust failure happens inside DownloadBundle and lands in the deployment's log.
+/// What S3 said, for a person: `status code: message` when the server answered with an
+/// error, else the SDK's chain of causes (timeouts, refused connections). The SDK's own
+/// rendering of a service error is a debug dump of the raw response.
+pub(crate) fn describe_error<E>(err: &aws_sdk_s3::error::SdkError<E>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+    match err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            match (err.code(), err.message()) {
+                (Some(code), Some(message)) => format!("S3 answered {status} {code}: {message}"),
+                (Some(code), None) => format!("S3 answered {status} {code}"),
+                _ => format!("S3 answered {status}: {}", DisplayErrorContext(err)),
+            }
+        }
+        _ => DisplayErrorContext(err).to_string(),
+    }
+}
+
 /// Makes freed download chunks go back to the kernel, so peak memory stays at what the
 /// chunks in flight need. Call once, early in `main`.
 ///
@@ -279,7 +300,7 @@ pub fn upload_file(prefix_url: &str, file: &Path, options: &S3Options) -> Result
                 format!(
                     "uploading {} to s3://{bucket}/{key} failed: {}",
                     file.display(),
-                    aws_sdk_s3::error::DisplayErrorContext(e)
+                    describe_error(&e)
                 )
             })?;
         Ok(format!("s3://{bucket}/{key}"))
