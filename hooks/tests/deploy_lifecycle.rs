@@ -58,11 +58,7 @@ fn the_lifecycle_order_holds_whatever_order_the_appspec_lists_the_hooks_in() {
     env.deploy(&v1, &[]).expect(0);
     env.clear_trace();
     env.deploy(&build("v2"), &[]).expect(0);
-    let events: Vec<String> = env
-        .trace_lines()
-        .iter()
-        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
-        .collect();
+    let events = env.trace_events();
     assert_eq!(
         events,
         [
@@ -184,11 +180,7 @@ fn skip_application_stop_does_not_run_the_previous_releases_script_and_says_so()
     env.clear_trace();
     env.deploy(&traced_bundle(&env, "v2"), &["--skip-application-stop"])
         .expect(0);
-    let events: Vec<String> = env
-        .trace_lines()
-        .iter()
-        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
-        .collect();
+    let events = env.trace_events();
     assert_eq!(
         events,
         [
@@ -299,11 +291,7 @@ fn traffic_hooks_run_only_when_a_traffic_switch_is_configured() {
     env.deploy(&build("v1"), &[]).expect(0);
     env.clear_trace();
     env.deploy(&build("v2"), &[]).expect(0);
-    let events: Vec<String> = env
-        .trace_lines()
-        .iter()
-        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
-        .collect();
+    let events = env.trace_events();
     assert_eq!(
         events,
         [

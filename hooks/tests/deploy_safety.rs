@@ -337,11 +337,7 @@ fn rollback_by_hand_reactivates_the_previous_release_and_marks_the_replaced_one_
     env.clear_trace();
     env.hooks(&["rollback"]).expect(0);
     assert_eq!(env.current().as_deref(), Some(v1.as_str()));
-    let marks: Vec<String> = env
-        .trace_lines()
-        .iter()
-        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
-        .collect();
+    let marks = env.trace_events();
     assert_eq!(
         marks,
         [

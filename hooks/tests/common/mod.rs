@@ -46,6 +46,14 @@ impl Env {
             .collect()
     }
 
+    /// "EVENT RELEASE" of every traced script run since the trace was last cleared.
+    pub fn trace_events(&self) -> Vec<String> {
+        self.trace_lines()
+            .iter()
+            .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
     pub fn clear_trace(&self) {
         let _ = std::fs::remove_file(self.trace());
     }
