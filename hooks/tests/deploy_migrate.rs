@@ -182,16 +182,11 @@ fn the_sample_services_embedded_migrations_create_its_schema_on_postgres() {
     write_migrator(&bundle, "");
     env.deploy(&bundle, &[]).expect(0);
     let embedded =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrator/migrations"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".sql")
-            })
+        common::entry_names(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrator/migrations"))
+            .iter()
+            .filter(|name| name.ends_with(".sql"))
             .count();
+    assert_ne!(embedded, 0, "migrator/migrations holds no .sql file");
     assert_eq!(
         psql(&url, "SELECT count(*) FROM _sqlx_migrations"),
         embedded.to_string()
