@@ -301,13 +301,11 @@ fn errno() -> i32 {
 ///
 /// # Safety
 /// Must only run in a freshly forked child: descriptors other threads own are closed.
-unsafe fn close_all_but(keep: &[RawFd], fd_limit: libc::c_int) {
-    let mut sorted = [0 as RawFd; 4];
-    let count = keep.len().min(sorted.len());
-    sorted[..count].copy_from_slice(&keep[..count]);
-    sorted[..count].sort_unstable();
+unsafe fn close_all_but(mut keep: [RawFd; 4], fd_limit: libc::c_int) {
+    // In place and without allocating: this runs between fork and exec.
+    keep.sort_unstable();
     let mut next: RawFd = 3;
-    for &fd in sorted[..count].iter().chain(std::iter::once(&RawFd::MAX)) {
+    for fd in keep.into_iter().chain(std::iter::once(RawFd::MAX)) {
         if fd > next {
             let last = if fd == RawFd::MAX {
                 u32::MAX
@@ -347,7 +345,7 @@ unsafe fn run_intermediate(
         // this process does not exec, so it would keep their status pipes open (close-on-exec
         // never fires here) and each start would wait for the other's end-of-file forever.
         let keep = [status_w, release_r, p.stdin.as_raw_fd(), p.log.as_raw_fd()];
-        close_all_but(&keep, p.fd_limit);
+        close_all_but(keep, p.fd_limit);
         // With SIGCHLD ignored (inherited from the caller) the kernel would reap a program
         // that exits at once before the parent could read its start time.
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
