@@ -11,6 +11,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
 use tokio::sync::mpsc;
 
+use super::pool::ChunkPool;
 use super::progress::Progress;
 use super::trust::{SHA256_METADATA, SIGNATURE_METADATA};
 use super::{S3Location, S3Options};
@@ -112,18 +113,18 @@ pub(crate) async fn head(
     })
 }
 
-/// Fetches `[start, end)` of the object into memory, pinned to `etag`. A body that breaks off
-/// or stalls for `read_timeout` is asked for again from the first missing byte.
+/// Fetches `[start, end)` of the object into a buffer from `pool`, pinned to `etag`. A body
+/// that breaks off or stalls for `read_timeout` is asked for again from the first missing byte.
 async fn fetch_range(
     client: Client,
     location: S3Location,
     options: S3Options,
     etag: String,
-    start: u64,
-    end: u64,
+    pool: ChunkPool,
+    (start, end): (u64, u64),
 ) -> Result<Vec<u8>, FetchError> {
     let len = (end - start) as usize;
-    let mut buf = Vec::with_capacity(len);
+    let mut buf = pool.take(len);
     let mut failures = 0u32;
     loop {
         let from = start + buf.len() as u64;
@@ -191,14 +192,22 @@ async fn fetch_range(
 
 type Chunk = Result<Vec<u8>, FetchError>;
 
+/// How many chunk buffers can exist at once: the ranges in flight (counting the finished one
+/// the fetcher holds while the channel is full), the one in the channel and the one being
+/// unpacked.
+fn chunks_alive(options: &S3Options) -> usize {
+    options.concurrency.max(1) + 2
+}
+
 /// Spawns the fetcher: at most `concurrency` ranges in flight, sent in order into a channel of
-/// one chunk, so memory stays at `(concurrency + 2) * chunk_size`.
+/// one chunk, so memory stays at [`chunks_alive`] `* chunk_size`.
 fn spawn_fetcher(
     runtime: &tokio::runtime::Runtime,
     client: Client,
     location: &S3Location,
     options: &S3Options,
     head: &Head,
+    pool: ChunkPool,
 ) -> mpsc::Receiver<Chunk> {
     let (tx, rx) = mpsc::channel::<Chunk>(1);
     let (location, options, head) = (location.clone(), options.clone(), head.clone());
@@ -214,8 +223,8 @@ fn spawn_fetcher(
                     location.clone(),
                     options.clone(),
                     head.etag.clone(),
-                    next,
-                    end,
+                    pool.clone(),
+                    (next, end),
                 )));
                 next = end;
             }
@@ -239,6 +248,7 @@ fn spawn_fetcher(
 /// reports it rather than the unpacker's "corrupt archive".
 struct ChunkReader {
     rx: mpsc::Receiver<Chunk>,
+    pool: ChunkPool,
     current: Vec<u8>,
     pos: usize,
     error: Arc<Mutex<Option<FetchError>>>,
@@ -252,7 +262,8 @@ impl Read for ChunkReader {
                 None => return Ok(0),
                 Some(Ok(chunk)) => {
                     self.progress.advance(chunk.len() as u64);
-                    self.current = chunk;
+                    let used = std::mem::replace(&mut self.current, chunk);
+                    self.pool.give_back(used);
                     self.pos = 0;
                 }
                 Some(Err(e)) => {
@@ -296,8 +307,10 @@ pub(crate) fn unpack(
 ) -> Result<UnpackReport, BundleError> {
     let bundle = location.url();
     let error = Arc::new(Mutex::new(None));
+    let pool = ChunkPool::new(chunks_alive(options));
     let mut reader = ChunkReader {
-        rx: spawn_fetcher(runtime, client, location, options, head),
+        rx: spawn_fetcher(runtime, client, location, options, head, pool.clone()),
+        pool,
         current: Vec::new(),
         pos: 0,
         error: error.clone(),

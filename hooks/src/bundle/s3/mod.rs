@@ -5,10 +5,12 @@
 //! concurrent ranged GETs, each pinned to the ETag with `If-Match` so an overwrite in the middle
 //! fails instead of mixing two objects, are handed over in order to the same streaming unpacker
 //! local bundles use (sha256 → gunzip → tar → files), on the calling thread. At most
-//! `concurrency + 2` chunks are in memory at once, whatever the object's size.
+//! `concurrency + 2` chunk buffers exist at once, reused from range to range, whatever the
+//! object's size.
 
 pub(crate) mod client;
 mod fetch;
+mod pool;
 mod progress;
 pub mod trust;
 
