@@ -9,7 +9,10 @@ whole object for every ranged GET, so any tool that downloads in parts (both do)
 time in moto's copies rather than its own work; its figures say little about either tool.
 
 Runs alternate between the two tools; prints each run, the medians, the ratio (awscli+tar time
-/ hooks time: above 1 means hooks is faster) and both peak RSS figures (from wait4).
+/ hooks time: above 1 means hooks is faster), both peak RSS figures (from wait4) and the
+CPU-seconds each tool and, when this script started it, the server used. On a small shared
+machine the two compete with the server for the same cores, so the CPU figures say where the
+time went when the wall-clock times are noisy.
 
     cargo build --release -p hooks
     bench/s3_fetch.py [--size-mib 1024] [--runs 3] [--server s3s-fs|moto]
@@ -94,7 +97,7 @@ def start_s3s_fs(work: Path):
 
 
 def run(cmd, **kw):
-    """Runs cmd; returns (seconds, peak RSS in MiB) of that child alone."""
+    """Runs cmd; returns (seconds, peak RSS in MiB, CPU-seconds) of that child alone."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=ENV, **kw)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -102,7 +105,18 @@ def run(cmd, **kw):
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed with exit {proc.returncode}: {' '.join(map(str, cmd))}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds(pid):
+    """User + system CPU-seconds a running process has used so far, or None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_bundle(dir: Path, size_mib: int):
@@ -156,24 +170,33 @@ def main():
             env=ENV, check=True, capture_output=True, text=True).stdout.strip()
         shutil.rmtree(work / "src")
         results = {"hooks": [], "aws+tar": []}
+        server_pid = s3s.pid if s3s else None
         for i in range(args.runs):
             for tool in ("hooks", "aws+tar") if i % 2 == 0 else ("aws+tar", "hooks"):
                 dest = work / "dest"
+                server_before = cpu_seconds(server_pid)
                 if tool == "hooks":
-                    t, rss = run([str(hooks), "deploy", "--root", str(dest), "--bundle", url,
+                    t, rss, cpu = run([str(hooks), "deploy", "--root", str(dest), "--bundle", url,
                                   "--s3-endpoint", endpoint, "--quiet"], stdout=subprocess.DEVNULL)
                 else:
                     dest.mkdir()
-                    t1, rss1 = run([aws, "--endpoint-url", endpoint, "--only-show-errors", "s3",
+                    t1, rss1, cpu1 = run([aws, "--endpoint-url", endpoint, "--only-show-errors", "s3",
                                     "cp", url, str(work / "bundle.tgz")])
-                    t2, rss2 = run(["tar", "-xzf", str(work / "bundle.tgz"), "-C", str(dest)])
+                    t2, rss2, cpu2 = run(["tar", "-xzf", str(work / "bundle.tgz"), "-C", str(dest)])
                     (work / "bundle.tgz").unlink()
-                    t, rss = t1 + t2, max(rss1, rss2)
+                    t, rss, cpu = t1 + t2, max(rss1, rss2), cpu1 + cpu2
+                server_after = cpu_seconds(server_pid)
+                server_cpu = None if server_before is None else server_after - server_before
                 shutil.rmtree(dest)
-                results[tool].append((t, rss))
-                print(f"run {i + 1} {tool:8} {t:7.2f} s  peak RSS {rss:7.1f} MiB", flush=True)
-        med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
-        rss = {k: max(r for _, r in v) for k, v in results.items()}
+                results[tool].append((t, rss, cpu, server_cpu))
+                served = "" if server_cpu is None else f", server {server_cpu:5.2f}"
+                print(f"run {i + 1} {tool:8} {t:7.2f} s  peak RSS {rss:7.1f} MiB  "
+                      f"CPU-s {cpu:5.2f}{served}", flush=True)
+        med = {k: statistics.median(r[0] for r in v) for k, v in results.items()}
+        rss = {k: max(r[1] for r in v) for k, v in results.items()}
+        cpu = {k: statistics.median(r[2] for r in v) for k, v in results.items()}
+        server_cpu = {k: None if v[0][3] is None else statistics.median(r[3] for r in v)
+                      for k, v in results.items()}
         mib_s = args.size_mib / med["hooks"]
         print(f"\nartifact {args.size_mib} MiB, {args.runs} runs each (alternating), "
               f"server {args.server}")
@@ -181,6 +204,9 @@ def main():
               f"({mib_s:.0f} MiB/s), peak RSS {rss['hooks']:.1f} MiB")
         print(f"aws s3 cp + tar -xzf:              median {med['aws+tar']:.2f} s, "
               f"peak RSS {rss['aws+tar']:.1f} MiB")
+        for tool in results:
+            served = "" if server_cpu[tool] is None else f", the server's {server_cpu[tool]:.2f}"
+            print(f"CPU-seconds, median, {tool}: its own {cpu[tool]:.2f}{served}")
         print(f"ratio (aws+tar / hooks): {med['aws+tar'] / med['hooks']:.2f}x (goal >= 2.0x); "
               f"hooks peak RSS goal <= 64 MiB")
     finally:
