@@ -326,11 +326,13 @@ struct DeployArgs {
 
 fn main() -> ExitCode {
     hooks::bundle::s3::return_freed_chunks_to_the_system();
+    // aws-config warns once per credential provider it tries, with debug dumps of the
+    // metadata service's answers; the S3 error that follows says what was tried and what to do.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOOKS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,aws_config=error")),
         )
         .init();
     let cli = Cli::parse();

@@ -264,3 +264,37 @@ fn publishing_to_a_missing_bucket_says_what_s3_answered_in_one_line() {
         "no debug dump: {stderr}"
     );
 }
+
+#[test]
+fn deploying_without_credentials_says_how_to_provide_them_and_changes_nothing() {
+    let root = Root::serving();
+    let src = s3_support::bundle_dir(root.dir.path(), "src", b"payload");
+    let url = publish(&src, &bucket(), &[]);
+    let before = root.current();
+    let nowhere = root.dir.path().join("no-such-aws-dir");
+    let out = s3_support::hooks()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", nowhere.join("credentials"))
+        .env("AWS_CONFIG_FILE", nowhere.join("config"))
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .args(["deploy", "--root"])
+        .arg(root.path())
+        .args(["--bundle", &url, "--s3-endpoint", &endpoint(), "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no AWS credentials could be loaded")
+            && stderr.contains("AWS_ACCESS_KEY_ID"),
+        "the message must say credentials are missing and how to give them: {stderr}"
+    );
+    assert!(
+        !stderr.contains("raw: Response") && !stderr.contains("ProviderError("),
+        "no debug dump: {stderr}"
+    );
+    root.assert_unchanged(&before);
+}

@@ -138,11 +138,10 @@ pub struct S3Source {
     fetched: Mutex<Option<Fetched>>,
 }
 
-/// Opens an S3 bundle. Nothing is requested until [`BundleSource::unpack_with`], so every
-/// network or trust failure happens inside DownloadBundle and lands in the deployment's log.
 /// What S3 said, for a person: `status code: message` when the server answered with an
-/// error, else the SDK's chain of causes (timeouts, refused connections). The SDK's own
-/// rendering of a service error is a debug dump of the raw response.
+/// error, what to do when no credentials could be found, else the SDK's chain of causes
+/// (timeouts, refused connections). The SDK's own rendering of a service error is a debug
+/// dump of the raw response.
 pub(crate) fn describe_error<E>(err: &aws_sdk_s3::error::SdkError<E>) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -157,8 +156,36 @@ where
                 _ => format!("S3 answered {status}: {}", DisplayErrorContext(err)),
             }
         }
-        _ => DisplayErrorContext(err).to_string(),
+        _ => match credentials_problem(err) {
+            Some(problem) => format!(
+                "no AWS credentials could be loaded ({problem}); set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws, or run on a \
+                 server with an instance role"
+            ),
+            None => DisplayErrorContext(err).to_string(),
+        },
     }
+}
+
+/// The credential chain's failure inside `err`, as its chain of messages (the debug dumps of
+/// the metadata service's responses left out), or None when credentials were not the problem.
+fn credentials_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut cause = Some(err);
+    while let Some(current) = cause {
+        if current.downcast_ref::<CredentialsError>().is_some() {
+            let mut messages = vec![current.to_string()];
+            let mut inner = current.source();
+            while let Some(next) = inner {
+                messages.push(next.to_string());
+                inner = next.source();
+            }
+            messages.dedup();
+            return Some(messages.join(": "));
+        }
+        cause = current.source();
+    }
+    None
 }
 
 /// Makes freed download chunks go back to the kernel, so peak memory stays at what the
@@ -176,6 +203,8 @@ pub fn return_freed_chunks_to_the_system() {
     }
 }
 
+/// Opens an S3 bundle. Nothing is requested until [`BundleSource::unpack_with`], so every
+/// network or trust failure happens inside DownloadBundle and lands in the deployment's log.
 pub fn open_s3(
     url: &str,
     options: S3Options,
