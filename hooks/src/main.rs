@@ -325,7 +325,6 @@ struct DeployArgs {
 }
 
 fn main() -> ExitCode {
-    hooks::bundle::s3::return_freed_chunks_to_the_system();
     // aws-config warns once per credential provider it tries, with debug dumps of the
     // metadata service's answers; the S3 error that follows says what was tried and what to do.
     tracing_subscriber::fmt()

@@ -171,36 +171,17 @@ where
 /// the metadata service's responses left out), or None when credentials were not the problem.
 fn credentials_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     use aws_credential_types::provider::error::CredentialsError;
-    let mut cause = Some(err);
-    while let Some(current) = cause {
-        if current.downcast_ref::<CredentialsError>().is_some() {
-            let mut messages = vec![current.to_string()];
-            let mut inner = current.source();
-            while let Some(next) = inner {
-                messages.push(next.to_string());
-                inner = next.source();
-            }
-            messages.dedup();
-            return Some(messages.join(": "));
-        }
-        cause = current.source();
-    }
-    None
+    let failure = causes(err).find(|e| e.is::<CredentialsError>())?;
+    let mut messages: Vec<String> = causes(failure).map(|e| e.to_string()).collect();
+    messages.dedup();
+    Some(messages.join(": "))
 }
 
-/// Makes freed download chunks go back to the kernel, so peak memory stays at what the
-/// chunks in flight need. Call once, early in `main`.
-///
-/// glibc raises its mmap threshold after the first large buffer is freed, and from then on
-/// serves chunk-sized buffers from per-thread heaps that keep the memory: chunks allocated by
-/// the download threads and freed by the unpacking thread added about 20 MiB to the peak RSS
-/// of a 4 × 4 MiB download. A fixed threshold below the chunk size keeps every chunk mmapped.
-pub fn return_freed_chunks_to_the_system() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes an allocator setting; called before other threads exist.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
+/// `err` and the errors beneath it, outermost first.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
 }
 
 /// Opens an S3 bundle. Nothing is requested until [`BundleSource::unpack_with`], so every
