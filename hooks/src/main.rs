@@ -22,7 +22,7 @@ use hooks::lifecycle::script::Grace;
 /// Exit codes of `deploy` and `rollback`: 0 deployed; 1 failed and the previous release is
 /// serving again (or nothing had changed); 2 failed and the previous release could not be
 /// restored (or --no-rollback); 3 invalid input found before any change; 4 another deployment
-/// holds the lock.
+/// holds the lock. Usage errors (an unknown flag, a missing argument) exit 3 for every command.
 #[derive(Parser)]
 #[command(name = "hooks", version, about, long_about)]
 struct Cli {
@@ -334,7 +334,30 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,aws_config=error")),
         )
         .init();
-    let cli = Cli::parse();
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap's usage errors exit 2, which deploy and rollback use for "restoring failed
+            // too": a typo must not page anyone. Help and --version go to stdout, exit 0.
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 3 } else { 0 });
+        }
+    };
+    // Scripts run inside the release directory, so a relative root would resolve against the
+    // wrong directory there; fix it once, here.
+    cli.root = match std::path::absolute(&cli.root) {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("hooks: cannot use the root {}: {e}", cli.root.display());
+            return ExitCode::from(3);
+        }
+    };
+    if matches!(cli.command, Command::Deploy(_) | Command::Rollback { .. })
+        && let Err(e) = hooks::lifecycle::interrupt::enable()
+    {
+        eprintln!("hooks: cannot handle SIGINT/SIGTERM: {e}");
+        return ExitCode::from(1);
+    }
     let code = match cli.command {
         Command::Deploy(args) => run_deploy(&cli.root, args),
         Command::Publish(args) => cli_s3::run_publish(args),

@@ -24,7 +24,11 @@ pub fn outcome(root: &Path, outcome: &Outcome) -> i32 {
             "hooks: {id} failed: {failure}\nhooks: {} (log: {})",
             match restored {
                 Some(previous) => format!("the previous release {previous} is serving again"),
-                None => "nothing had been serving before; nothing was left running".to_owned(),
+                None => match layout.current_release() {
+                    Some(serving) =>
+                        format!("nothing was changed; release {serving} is still serving"),
+                    None => "nothing had been serving before; nothing was left running".to_owned(),
+                },
             },
             layout.log_file(id).display()
         ),
@@ -169,7 +173,13 @@ pub fn history(root: &Path, json: bool) -> i32 {
 pub fn logs(root: &Path, id: Option<&str>) -> i32 {
     let layout = Layout::new(root);
     let id = match id {
-        Some(id) => id.to_owned(),
+        Some(id) => {
+            if let Err(e) = hooks::release::layout::check_id(id) {
+                eprintln!("hooks: {e}");
+                return 3;
+            }
+            id.to_owned()
+        }
         None => match deployments(root).map(|all| all.last().map(|d| d.id.clone())) {
             Ok(Some(id)) => id,
             Ok(None) => {

@@ -77,11 +77,57 @@ pub enum AppSpecError {
 
 /// Reads and validates the appspec at `path`.
 pub fn load(path: &Path) -> Result<Loaded, AppSpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AppSpecError::Read {
+    let text = read_text(path)?;
+    parse(&text, path)
+}
+
+/// The largest appspec [`load`] reads. Real ones are a few kilobytes; anything near this is the
+/// wrong file, and reading it whole would cost memory on the server.
+pub const MAX_APPSPEC_BYTES: u64 = 1 << 20;
+
+/// Reads an appspec as UTF-8 text, at most [`MAX_APPSPEC_BYTES`], naming what is wrong
+/// otherwise (a UTF-16 file would else be reported as a YAML indentation error).
+fn read_text(path: &Path) -> Result<String, AppSpecError> {
+    use std::io::Read;
+    let read_error = |source| AppSpecError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    parse(&text, path)
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(MAX_APPSPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    let invalid = |what: String| AppSpecError::Invalid(format!("{}: {what}", path.display()));
+    if bytes.len() as u64 > MAX_APPSPEC_BYTES {
+        return Err(invalid(format!(
+            "the file is larger than {} KiB; an appspec is a few kilobytes: check that this is the appspec and not another file",
+            MAX_APPSPEC_BYTES / 1024
+        )));
+    }
+    if looks_like_utf16(&bytes) {
+        return Err(invalid(
+            "the file is UTF-16 text; the CodeDeploy agent and hooks read UTF-8: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)".to_owned(),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        invalid(format!(
+            "the file is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// A byte-order mark, or NUL bytes in every other position of the first bytes (ASCII text
+/// stored as UTF-16 without a mark).
+fn looks_like_utf16(bytes: &[u8]) -> bool {
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return true;
+    }
+    let head = &bytes[..bytes.len().min(64) & !1];
+    let zeros_at = |parity: usize| head.iter().skip(parity).step_by(2).all(|b| *b == 0);
+    head.len() >= 4 && (zeros_at(0) || zeros_at(1))
 }
 
 /// Parses and validates appspec `text`; `file` is only used in messages.

@@ -106,6 +106,7 @@ fn read_root(d: &mut Diag, root: &Node) -> Option<AppSpec> {
         branch_config: Default::default(),
     };
     let (mut saw_version, mut saw_os) = (false, false);
+    let mut permissions = Vec::new();
     for entry in entries {
         let Some(key) = entry.key.as_text() else {
             d.error(entry.key.pos, "", "a top-level key is not a plain name; expected keys like version, os, files; write `name: value`");
@@ -129,13 +130,15 @@ fn read_root(d: &mut Diag, root: &Node) -> Option<AppSpec> {
                 }
             }
             "files" => spec.files = validate::files(d, value),
-            "permissions" => spec.permissions = validate::permissions(d, value),
+            "permissions" => permissions = validate::permissions(d, value),
             "hooks" => spec.hooks = validate::hooks(d, value),
             "deploy" => spec.deploy = deploy::deploy(d, value),
             "branch_config" => spec.branch_config = branch::branch_config(d, value),
             other => unknown_top_level(d, entry.key.pos, other),
         }
     }
+    validate::permissions_inside_files(d, &spec.files, &permissions);
+    spec.permissions = permissions.into_iter().map(|(p, _)| p).collect();
     if !saw_version {
         d.error(Pos { line: 1, column: 1 }, "version", "the key is missing; expected `version: 0.0` (the only AppSpec version); add it at the top of the file");
     }

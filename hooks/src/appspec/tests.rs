@@ -32,7 +32,7 @@ fn warnings(text: &str) -> Vec<String> {
 fn a_complete_appspec_becomes_the_model() {
     let text = format!(
         "{HEAD}file_exists_behavior: OVERWRITE\nfiles:\n  - source: /\n    destination: /srv/app\n\
-         permissions:\n  - object: /srv/app\n    except: [tmp]\n    type: [file]\n    owner: app\n    group: app\n    mode: 0644\n\
+         permissions:\n  - object: /srv/app\n    except: [tmp]\n    type: [file]\n    owner: app\n    group: app\n    mode: 644\n\
          hooks:\n  ApplicationStart:\n    - location: /scripts/start.sh\n      timeout: 60\n      runas: app\n    - location: scripts/check.sh\n"
     );
     let loaded = ok(&text);
@@ -132,11 +132,81 @@ fn files_entries_are_checked_key_by_key() {
         "{HEAD}files:\n  - source: /\n    destination: /srv\n    overwrite: yes\n"
     ));
     assert!(
-        w[0].contains("files[0].overwrite: `overwrite` is not an AppSpec key"),
+        w[0].contains("files[0].overwrite: `overwrite` is not an AppSpec key and is ignored"),
         "{}",
         w[0]
     );
     assert!(w[0].contains("file_exists_behavior"), "{}", w[0]);
+    // Every key the agent ignores in a files entry is a warning, never a refusal.
+    let files = format!("{HEAD}files:\n  - source: /\n    destination: /srv\n");
+    for extra in ["mode: 644", "owner: app", "comment: x"] {
+        let w = warnings(&format!("{files}    {extra}\n"));
+        assert!(
+            w[0].contains("is ignored (by the agent too)"),
+            "{extra}: {w:?}"
+        );
+    }
+}
+
+#[test]
+fn unquoted_leading_zero_modes_are_read_as_yaml_1_1_octal_like_the_agent() {
+    let base = format!(
+        "{HEAD}files:\n  - source: /\n    destination: /srv\npermissions:\n  - object: /srv\n"
+    );
+    // 0644 is the integer 420 to the agent, which applies mode 420.
+    let loaded = ok(&format!("{base}    mode: 0644\n"));
+    assert_eq!(loaded.spec.permissions[0].mode, Some(0o420));
+    let w = warnings(&format!("{base}    mode: 0644\n"));
+    assert!(w[0].contains("applies mode 420"), "{}", w[0]);
+    assert!(w[0].contains("`mode: \"0644\"`"), "{}", w[0]);
+    // Quoted (what AWS recommends) and plain digits mean what they say, without a warning.
+    for text in ["\"0644\"", "644"] {
+        let loaded = ok(&format!("{base}    mode: {text}\n"));
+        assert_eq!(loaded.spec.permissions[0].mode, Some(0o644), "{text}");
+        assert!(
+            warnings(&format!("{base}    mode: {text}\n")).is_empty(),
+            "{text}"
+        );
+    }
+    // 0755 is 493 to the agent, which refuses the digit 9.
+    let e = first_error(&format!("{base}    mode: 0755\n"));
+    assert!(e.contains("refuses the mode 493"), "{e}");
+}
+
+#[test]
+fn paths_that_leave_the_bundle_or_the_installed_files_are_refused_with_their_position() {
+    let e = first_error(&format!(
+        "{HEAD}hooks:\n  ApplicationStart:\n    - location: scripts/../../outside.sh\n"
+    ));
+    assert!(
+        e.starts_with("appspec.yml:5:17: hooks.ApplicationStart[0].location: 'scripts/../../outside.sh' leaves the bundle"),
+        "{e}"
+    );
+    let e = first_error(&format!(
+        "{HEAD}files:\n  - source: ../etc\n    destination: /srv\n"
+    ));
+    assert!(
+        e.starts_with("appspec.yml:4:13: files[0].source: '../etc' leaves the bundle"),
+        "{e}"
+    );
+    let files = format!("{HEAD}files:\n  - source: /\n    destination: /srv/app\n");
+    let e = first_error(&format!(
+        "{files}permissions:\n  - object: /etc\n    mode: 600\n"
+    ));
+    assert!(
+        e.contains("permissions[0].object: /etc is neither inside nor above"),
+        "{e}"
+    );
+    // Inside a destination, or above one (`object: /` selects what was installed), is fine.
+    for object in ["/srv/app/bin", "/", "/srv/app/x/../y"] {
+        ok(&format!(
+            "{files}permissions:\n  - object: {object}\n    mode: 600\n"
+        ));
+    }
+    let e = first_error(&format!(
+        "{files}permissions:\n  - object: /srv/app/../../etc\n    mode: 600\n"
+    ));
+    assert!(e.contains("is neither inside nor above"), "{e}");
 }
 
 #[test]
@@ -149,8 +219,6 @@ fn permissions_rules() {
     );
     let e = first_error(&format!("{base}    context:\n      type: x\n"));
     assert!(e.contains("not supported by hooks"), "{e}");
-    let w = warnings(&format!("{base}    mode: \"755\"\n"));
-    assert!(w[0].contains("mode is quoted"), "{}", w[0]);
     assert!(first_error(&format!("{base}    mode: 789\n")).contains("is not a file mode"));
     assert!(
         first_error(&format!("{base}    type: [file, folder]\n"))

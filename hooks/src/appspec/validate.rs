@@ -66,6 +66,12 @@ pub(crate) fn files(d: &mut Diag, node: &Node) -> Vec<FileMapping> {
                 "source" => {
                     present.push("source");
                     source = d.string(&entry.value, &key_path, "a path inside the bundle ('/' for all of it)");
+                    if source.as_deref().is_some_and(leaves_bundle) {
+                        d.error(entry.value.pos, &key_path, format!(
+                            "'{}' leaves the bundle through '..'; a source is a path inside the bundle ('/' for all of it); remove the '..'",
+                            source.take().unwrap_or_default()
+                        ));
+                    }
                     if source.as_deref().is_some_and(|s| s.contains('*')) {
                         d.warn(
                             entry.value.pos,
@@ -80,19 +86,36 @@ pub(crate) fn files(d: &mut Diag, node: &Node) -> Vec<FileMapping> {
                         .string(&entry.value, &key_path, "an absolute path on the server")
                         .and_then(|dest| absolute(d, &entry.value, &key_path, dest));
                 }
+                // The agent ignores every other key of a files entry, so an appspec it deploys
+                // must not be refused here: each is a warning saying what happens instead.
                 "overwrite" => d.warn(
                     entry.key.pos,
                     &key_path,
-                    "`overwrite` is not an AppSpec key and is ignored; what happens to existing files is set by the \
+                    "`overwrite` is not an AppSpec key and is ignored (by the agent too); what happens to existing files is set by the \
                      top-level `file_exists_behavior` (DISALLOW by default, OVERWRITE or RETAIN); remove it and set \
                      `file_exists_behavior: OVERWRITE` at the top level if that is what you want",
                 ),
-                "owner" | "group" | "mode" => d.error(
+                "owner" | "group" | "mode" => d.warn(
                     entry.key.pos,
                     &key_path,
-                    format!("'{key}' is not a files key; expected it in a `permissions:` entry (object: DESTINATION, {key}: …); move it there"),
+                    format!("'{key}' is not a files key and is ignored (by the agent too); set it in a `permissions:` entry (object: DESTINATION, {key}: …)"),
                 ),
-                _ => present.extend(unknown_key(d, entry, &path, "a files entry", KEYS)),
+                // A misspelt required key leaves the entry without it, which the agent refuses
+                // too: one error, at the typo.
+                _ if closest(key, KEYS).is_some() => {
+                    present.extend(unknown_key(d, entry, &path, "a files entry", KEYS));
+                }
+                _ => {
+                    d.warn(
+                        entry.key.pos,
+                        &key_path,
+                        format!(
+                            "unknown key '{key}' in a files entry{} is ignored (by the agent too); expected {}; rename or remove it",
+                            did_you_mean(key, KEYS),
+                            KEYS.join(", ")
+                        ),
+                    );
+                }
             }
         }
         for key in KEYS {
@@ -132,7 +155,7 @@ fn absolute(d: &mut Diag, node: &Node, path: &str, value: String) -> Option<Path
 }
 
 /// Reads `permissions:`, applied by the Install step after files are copied.
-pub(crate) fn permissions(d: &mut Diag, node: &Node) -> Vec<Permission> {
+pub(crate) fn permissions(d: &mut Diag, node: &Node) -> Vec<(Permission, crate::yaml::Pos)> {
     const KEYS: &[&str] = &[
         "object", "pattern", "except", "owner", "group", "mode", "type",
     ];
@@ -157,6 +180,7 @@ pub(crate) fn permissions(d: &mut Diag, node: &Node) -> Vec<Permission> {
             mode: None,
         };
         let mut present: Vec<&str> = Vec::new();
+        let mut object_pos = item.pos;
         let mut ok = true;
         for entry in entries {
             let key = entry.key.as_text().unwrap_or("?");
@@ -166,6 +190,7 @@ pub(crate) fn permissions(d: &mut Diag, node: &Node) -> Vec<Permission> {
             match key {
                 "object" => {
                     present.push("object");
+                    object_pos = value.pos;
                     if let Some(object) = d.string(value, &key_path, "an absolute path on the server") {
                         perm.object = absolute(d, value, &key_path, object).unwrap_or_default();
                     }
@@ -188,10 +213,69 @@ pub(crate) fn permissions(d: &mut Diag, node: &Node) -> Vec<Permission> {
         if !present.contains(&"object") {
             d.error(item.pos, &join(&path, "object"), "the key is missing; expected the installed path the entry applies to; add `object: /path`");
         } else if ok {
-            out.push(perm);
+            out.push((perm, object_pos));
         }
     }
     out
+}
+
+/// Whether a path relative to the bundle root climbs out of it (`../x`, `a/../../x`). The
+/// agent joins even a leading `/` to the bundle root, so only `..` can leave it; links that
+/// lead outside are refused when the bundle is unpacked.
+pub(crate) fn leaves_bundle(path: &str) -> bool {
+    let mut depth = 0usize;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if depth == 0 => return true,
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// `path` with `.` and `..` resolved lexically (absolute paths only: `..` at `/` stays at `/`).
+pub(crate) fn lexically_clean(path: &std::path::Path) -> PathBuf {
+    let mut clean = PathBuf::from("/");
+    for part in path.components() {
+        match part {
+            std::path::Component::Normal(name) => clean.push(name),
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    clean
+}
+
+/// The agent applies `permissions:` only to what `files:` installed; an object outside every
+/// destination would change modes of files this deployment did not install.
+pub(crate) fn permissions_inside_files(
+    d: &mut Diag,
+    files: &[FileMapping],
+    permissions: &[(Permission, crate::yaml::Pos)],
+) {
+    for (i, (permission, pos)) in permissions.iter().enumerate() {
+        let object = lexically_clean(&permission.object);
+        // `object: /` with a pattern is common: it selects every installed path below it.
+        let inside = files.iter().any(|f| {
+            let destination = lexically_clean(&f.destination);
+            object.starts_with(&destination) || destination.starts_with(&object)
+        });
+        if !inside {
+            let destinations: Vec<String> = files
+                .iter()
+                .map(|f| f.destination.display().to_string())
+                .collect();
+            d.error(*pos, &format!("permissions[{i}].object"), format!(
+                "{} is neither inside nor above any `files:` destination ({}); permissions apply only to what `files:` installs (as with the CodeDeploy agent), so this entry would change nothing the deployment installed; point it at a destination, or change those modes from an AfterInstall script",
+                permission.object.display(),
+                if destinations.is_empty() { "there is no files: section".to_owned() } else { destinations.join(", ") }
+            ));
+        }
+    }
 }
 
 fn strings(d: &mut Diag, node: &Node, path: &str, what: &str) -> Vec<String> {
@@ -242,14 +326,30 @@ fn mode(d: &mut Diag, node: &Node, path: &str) -> Option<u32> {
         return None;
     };
     let text = scalar.text.as_str();
-    if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+    let octal = |t: &str| !t.is_empty() && t.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    // YAML 1.1, which the CodeDeploy agent's parser (Ruby's Psych) follows, reads an unquoted
+    // `0644` as the octal integer 420; the agent then takes that number's decimal digits as the
+    // mode. hooks does what the agent does, and says so.
+    let agent_text = match u32::from_str_radix(text, 8) {
+        Ok(value) if !scalar.quoted && text.len() > 1 && text.starts_with('0') && octal(text) => {
+            value.to_string()
+        }
+        _ => text.to_owned(),
+    };
+    if agent_text != text {
+        let plain = text.trim_start_matches('0');
+        let plain = if plain.is_empty() { "0" } else { plain };
+        if agent_text.len() > 4 || !octal(&agent_text) {
+            d.error(node.pos, path, format!("unquoted {text} is the octal number {agent_text} in YAML 1.1 (the CodeDeploy agent's reading), and the agent refuses the mode {agent_text}; write `mode: {plain}` or `mode: \"{text}\"`"));
+            return None;
+        }
+        d.warn(node.pos, path, format!("unquoted {text} is the octal number {agent_text} in YAML 1.1, so the CodeDeploy agent applies mode {agent_text}, and so does hooks; for mode {text} write `mode: {plain}` or `mode: \"{text}\"`"));
+    }
+    if agent_text.len() > 4 || !octal(&agent_text) {
         d.error(node.pos, path, format!("'{text}' is not a file mode; expected 1 to 4 octal digits such as 755 or 0640; write the mode in octal"));
         return None;
     }
-    if scalar.quoted {
-        d.warn(node.pos, path, format!("mode is quoted (\"{text}\"); CodeDeploy documents it as a number; write `mode: {text}` without quotes"));
-    }
-    u32::from_str_radix(text, 8).ok()
+    u32::from_str_radix(&agent_text, 8).ok()
 }
 
 /// Reads `hooks:`: lifecycle event → list of scripts.
@@ -369,6 +469,11 @@ fn script(d: &mut Diag, item: &Node, path: &str) -> Option<HookScript> {
             "location" => {
                 present.push("location");
                 if let Some(location) = d.string(&entry.value, &key_path, "the path of a script in the bundle") {
+                    if leaves_bundle(&location) {
+                        d.error(entry.value.pos, &key_path, format!(
+                            "'{location}' leaves the bundle through '..'; a script's location is relative to the bundle root; put the script in the bundle and name it from there"
+                        ));
+                    }
                     script.location = location_of(d, &entry.value, &key_path, &location);
                 }
             }

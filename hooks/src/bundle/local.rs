@@ -200,6 +200,10 @@ impl BundleSource for LocalSource {
         Vec::new()
     }
 
+    fn local_dir(&self) -> Option<&Path> {
+        matches!(self.format, Format::Directory).then_some(self.path.as_path())
+    }
+
     fn unpack_with(&self, dest: &Path, opts: &UnpackOptions) -> Result<UnpackReport, BundleError> {
         let bundle = self.describe();
         let open = || {

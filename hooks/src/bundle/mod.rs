@@ -133,6 +133,12 @@ pub trait BundleSource {
     /// system so the caller's rename of `dest` publishes durable content.
     fn unpack_with(&self, dest: &Path, opts: &UnpackOptions) -> Result<UnpackReport, BundleError>;
 
+    /// The directory a directory bundle is copied from, so a deployment can refuse a root
+    /// inside it (copying the bundle would then copy the partial release into itself).
+    fn local_dir(&self) -> Option<&Path> {
+        None
+    }
+
     /// [`BundleSource::unpack_with`] with `limits` and owners never taken from the bundle: the
     /// original interface, kept so callers that only set limits need no change.
     fn unpack_into(&self, dest: &Path, limits: &Limits) -> Result<UnpackReport, BundleError> {

@@ -140,6 +140,10 @@ pub fn begin_continuing(
     wait: Duration,
     continuing: Option<&str>,
 ) -> Result<(DeployLock, Vec<String>), Outcome> {
+    crate::release::layout::check_root(layout.root()).map_err(|e| Outcome::Invalid {
+        id: None,
+        error: e.to_string(),
+    })?;
     layout.ensure().map_err(|e| Outcome::Invalid {
         id: None,
         error: format!("cannot create the root {}: {e}", layout.root().display()),
@@ -210,6 +214,9 @@ fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<
 /// Runs a whole deployment of `source`.
 pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
     let layout = Layout::new(&options.root);
+    if let Some(error) = root_inside_bundle(layout.root(), source) {
+        return Outcome::Invalid { id: None, error };
+    }
     let id = new_deployment_id();
     let (mut lock, recovery) = match begin(&layout, &id, options.wait) {
         Ok(begun) => begun,
@@ -272,11 +279,29 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
     outcome
 }
 
+/// A root inside a directory bundle would be copied into its own partial release, and again
+/// inside that copy, until the path is too long.
+fn root_inside_bundle(root: &std::path::Path, source: &dyn BundleSource) -> Option<String> {
+    let bundle = source.local_dir()?.canonicalize().ok()?;
+    let root = root
+        .ancestors()
+        .find_map(|a| Some(a.canonicalize().ok()?.join(root.strip_prefix(a).ok()?)))?;
+    root.starts_with(&bundle).then(|| {
+        format!(
+            "the root {} is inside the bundle directory {}: the bundle would be copied into itself; choose a --root outside the bundle",
+            root.display(),
+            bundle.display()
+        )
+    })
+}
+
 /// Why DownloadBundle stopped: bad input (exit 3), or a source that could not be reached
 /// after its retries (exit 1: nothing changed, deploying again may work).
 enum Refusal {
     Invalid(String),
     Unavailable(String),
+    /// A signal to `hooks` arrived before the release was moved into place.
+    Interrupted,
 }
 
 impl From<String> for Refusal {
@@ -333,6 +358,28 @@ impl Run<'_> {
                 return Outcome::Invalid {
                     id: Some(self.id.to_owned()),
                     error,
+                };
+            }
+            Err(Refusal::Interrupted) => {
+                let _ = std::fs::remove_dir_all(self.layout.partial_dir(self.id));
+                let failure = StepFailure {
+                    event: LifecycleEvent::DownloadBundle,
+                    script: None,
+                    code: super::script::INTERRUPTED,
+                    message: "stopped by a signal to hooks while the bundle was unpacked"
+                        .to_owned(),
+                };
+                self.log.line(
+                    "DownloadBundle",
+                    &format!("{}; nothing changed", failure.message),
+                );
+                super::interrupt::begin_restore();
+                let text = format!("{}: {failure}", failure.code);
+                *self.failure.borrow_mut() = Some(failure);
+                return Outcome::Failed {
+                    id: self.id.to_owned(),
+                    failure: text,
+                    restored: None,
                 };
             }
             Err(Refusal::Unavailable(error)) => {
@@ -468,6 +515,9 @@ impl Run<'_> {
         }
         preflight::check(&loaded.spec, &partial, &self.layout.shared_dir())?;
         self.check_migrations(&loaded.spec, &partial)?;
+        if super::interrupt::requested() {
+            return Err(Refusal::Interrupted);
+        }
         std::fs::rename(&partial, self.layout.release_dir(self.id))
             .map_err(|e| format!("cannot move the release into place: {e}"))?;
         let _ = crate::release::layout::sync_dir(&self.layout.releases_dir());
@@ -616,6 +666,8 @@ impl Run<'_> {
         failure: StepFailure,
         changed: bool,
     ) -> Outcome {
+        // From here on a signal must not cut the restore short.
+        super::interrupt::begin_restore();
         let id = self.id.to_owned();
         let text = format!("{}: {}", failure.code, failure);
         self.log
@@ -706,6 +758,15 @@ impl Run<'_> {
             Outcome::Locked { .. } => return,
         };
         let step = self.failure.borrow();
+        let interrupted = step
+            .as_ref()
+            .is_some_and(|f| f.code == super::script::INTERRUPTED);
+        let result = match result {
+            history::Result::Failed | history::Result::FailedNotRestored if interrupted => {
+                history::Result::Interrupted
+            }
+            other => other,
+        };
         let failed_event = step.as_ref().map(|f| f.event.name().to_owned());
         let failed_script = step.as_ref().and_then(|f| f.script.clone());
         let record = Record::Finished {

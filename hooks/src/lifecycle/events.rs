@@ -84,6 +84,18 @@ impl EventRunner<'_> {
         release_dir: &Path,
         builtin: Option<Builtin<'_>>,
     ) -> Result<(), StepFailure> {
+        let interrupted = |script: Option<&str>| StepFailure {
+            event,
+            script: script.map(str::to_owned),
+            code: script::INTERRUPTED,
+            message: format!(
+                "stopped by a signal to hooks before {}",
+                script.unwrap_or("its built-in step")
+            ),
+        };
+        if super::interrupt::requested() {
+            return Err(interrupted(None));
+        }
         if let Some(step) = builtin {
             step(self.log).map_err(|message| StepFailure {
                 event,
@@ -93,6 +105,9 @@ impl EventRunner<'_> {
             })?;
         }
         for hook in scripts {
+            if super::interrupt::requested() {
+                return Err(interrupted(Some(&hook.location)));
+            }
             let scope = format!("{event} {}", hook.location);
             self.log.line(
                 &scope,

@@ -156,8 +156,11 @@ pub fn install_files(
             )?;
         }
     }
+    // Like the agent: permissions change only what this deployment installed, never other
+    // files that happen to lie under the object.
+    let ours: std::collections::HashSet<&Path> = installed.iter().map(PathBuf::as_path).collect();
     for permission in &spec.permissions {
-        apply_permission(permission)?;
+        apply_permission(permission, &ours)?;
     }
     Ok(installed)
 }
@@ -242,7 +245,13 @@ fn copy_one(
     Ok(())
 }
 
-fn apply_permission(permission: &Permission) -> Result<(), InstallError> {
+/// Applies one `permissions:` entry to the paths this deployment installed under its object
+/// (the agent's rule), never walking the object's tree: `object: /` is common and must not
+/// touch the rest of the server.
+fn apply_permission(
+    permission: &Permission,
+    installed: &std::collections::HashSet<&Path>,
+) -> Result<(), InstallError> {
     let object = &permission.object;
     let metadata = std::fs::metadata(object).map_err(|_| {
         InstallError::Permission(format!(
@@ -252,7 +261,10 @@ fn apply_permission(permission: &Permission) -> Result<(), InstallError> {
     })?;
     let ids = owner_ids(permission)?;
     if !metadata.is_dir() {
-        return apply_to(object, false, permission, ids);
+        return match installed.contains(object.as_path()) {
+            true => apply_to(object, false, permission, ids),
+            false => Ok(()),
+        };
     }
     let pattern = glob::Pattern::new(&permission.pattern)
         .map_err(|e| InstallError::Permission(format!("pattern {}: {e}", permission.pattern)))?;
@@ -261,22 +273,19 @@ fn apply_permission(permission: &Permission) -> Result<(), InstallError> {
         .iter()
         .filter_map(|p| glob::Pattern::new(p).ok())
         .collect();
-    let mut stack = vec![object.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(io_error("reading", &dir))? {
-            let entry = entry.map_err(io_error("reading", &dir))?;
-            let path = entry.path();
-            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir {
-                stack.push(path.clone());
-            }
-            let relative = path.strip_prefix(object).unwrap_or(&path);
-            let name = entry.file_name();
-            let matches =
-                |p: &glob::Pattern| p.matches_path(relative) || p.matches(&name.to_string_lossy());
-            if matches(&pattern) && !except.iter().any(matches) {
-                apply_to(&path, is_dir, permission, ids)?;
-            }
+    let mut below: Vec<&Path> = installed
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with(object) && *p != object.as_path())
+        .collect();
+    below.sort();
+    for path in below {
+        let relative = path.strip_prefix(object).unwrap_or(path);
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let matches = |p: &glob::Pattern| p.matches_path(relative) || p.matches(&name);
+        if matches(&pattern) && !except.iter().any(matches) {
+            let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+            apply_to(path, is_dir, permission, ids)?;
         }
     }
     Ok(())

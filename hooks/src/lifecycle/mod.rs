@@ -10,6 +10,7 @@ pub mod builtins;
 pub mod deploy;
 pub mod events;
 pub mod install;
+pub mod interrupt;
 pub mod log;
 pub mod preflight;
 pub mod rollback;

@@ -24,8 +24,9 @@ pub struct RollbackOptions {
     pub echo: bool,
 }
 
-/// Re-activates a kept release. Exit codes as `hooks deploy`: 0 done, 2 the target did not
-/// come up, 3 no such release, 4 locked.
+/// Re-activates a kept release. Exit codes as `hooks deploy`: 0 done; 1 the target did not come
+/// up and the release serving before serves again (the target is marked bad); 2 that restore
+/// failed too; 3 no such release; 4 locked.
 pub fn rollback(options: &RollbackOptions) -> Outcome {
     let layout = Layout::new(&options.root);
     let id = new_deployment_id();
@@ -115,16 +116,68 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
             )
         }
         Err(failure) => {
+            super::interrupt::begin_restore();
             let text = format!("{}: {failure}", failure.code);
-            (
-                Outcome::NotRestored {
-                    id: id.clone(),
-                    failure: text.clone(),
-                    restore: format!("rollback to {} failed", target.id),
-                },
-                history::Result::FailedNotRestored,
-                Some(text),
-            )
+            log.line(
+                "rollback",
+                &format!("rollback to {} FAILED: {text}", target.id),
+            );
+            // The same rule as a failing deployment: the release that served before serves
+            // again, and the target that failed is never chosen again.
+            let _ = history.append(&Record::MarkedBad {
+                id: target.id.clone(),
+                at: history::now(),
+                reason: format!("rollback {id} to it failed: {text}"),
+            });
+            let back = match &replaced {
+                Some(replaced) => {
+                    log.line(
+                        "rollback",
+                        &format!("restoring {}, which was serving before", replaced.id),
+                    );
+                    activation
+                        .restore(replaced, Some(&target), &target.id)
+                        .map(|()| Some(replaced.id.clone()))
+                        .map_err(|e| format!("{}: {e}", e.code))
+                }
+                None => {
+                    activation.stop_best_effort(&target);
+                    crate::release::switch::clear_current(&layout)
+                        .map(|()| None)
+                        .map_err(|e| format!("cannot remove `current`: {e}"))
+                }
+            };
+            match back {
+                Ok(restored) => {
+                    log.line(
+                        "rollback",
+                        &match &restored {
+                            Some(r) => format!("release {r} is serving again"),
+                            None => {
+                                "nothing served before the rollback: `current` removed".to_owned()
+                            }
+                        },
+                    );
+                    (
+                        Outcome::Failed {
+                            id: id.clone(),
+                            failure: format!("rollback to {}: {text}", target.id),
+                            restored,
+                        },
+                        history::Result::Failed,
+                        Some(text),
+                    )
+                }
+                Err(restore) => (
+                    Outcome::NotRestored {
+                        id: id.clone(),
+                        failure: format!("rollback to {}: {text}", target.id),
+                        restore: restore.clone(),
+                    },
+                    history::Result::FailedNotRestored,
+                    Some(format!("{text}; restore: {restore}")),
+                ),
+            }
         }
     };
     let _ = history.append(&Record::Finished {
@@ -161,6 +214,7 @@ fn choose_target(
         .map(|d| d.id.clone())
         .collect();
     if let Some(asked) = asked {
+        crate::release::layout::check_id(asked).map_err(|e| e.to_string())?;
         if Some(asked) == current {
             return Err(format!("release {asked} is already current"));
         }

@@ -36,6 +36,13 @@ pub enum ScriptError {
         timeout_secs: u64,
         killed: &'static str,
     },
+    #[error(
+        "Interrupted: {location} was stopped by a signal to hooks; its process group was sent SIGTERM{killed}"
+    )]
+    Interrupted {
+        location: String,
+        killed: &'static str,
+    },
     #[error("ScriptFailed: {location} {status}; its output is in the log above")]
     Failed { location: String, status: String },
     #[error("UnknownError: {location}: {message}")]
@@ -49,11 +56,15 @@ impl ScriptError {
             Self::Missing { .. } => "ScriptMissing",
             Self::NotExecutable { .. } => "ScriptNotExecutable",
             Self::TimedOut { .. } => "ScriptTimedOut",
+            Self::Interrupted { .. } => INTERRUPTED,
             Self::Failed { .. } => "ScriptFailed",
             Self::Unknown { .. } => "UnknownError",
         }
     }
 }
+
+/// The error code of a step stopped by SIGINT/SIGTERM to `hooks` (see [`super::interrupt`]).
+pub const INTERRUPTED: &str = "Interrupted";
 
 /// Timing knobs of script execution.
 #[derive(Debug, Clone, Copy)]
@@ -182,24 +193,68 @@ pub fn run(script: &HookScript, context: &mut ScriptContext<'_>) -> Result<(), S
         let _ = status_sender.send(child.wait());
     });
 
-    let outcome = match status_receiver.recv_timeout(script.timeout) {
-        Ok(status) => Ok(status.map_err(|e| unknown(format!("waiting for the script: {e}")))?),
-        Err(_) => Err(stop_group(pgid, &status_receiver, context)),
-    };
+    let outcome = wait_or_stop(pgid, &status_receiver, script.timeout, context)
+        .map_err(|(stop, killed)| match stop {
+            Stop::Timeout => ScriptError::TimedOut {
+                location: location.clone(),
+                timeout_secs: script.timeout.as_secs(),
+                killed,
+            },
+            Stop::Interrupted => ScriptError::Interrupted {
+                location: location.clone(),
+                killed,
+            },
+        })
+        .and_then(|status| status.map_err(|e| unknown(format!("waiting for the script: {e}"))));
     wait_for_pipes(&done_receiver, pipe_inodes, pgid, context);
     (context.on_group)(None);
 
-    match outcome {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(ScriptError::Failed {
+    match outcome? {
+        status if status.success() => Ok(()),
+        status => Err(ScriptError::Failed {
             location,
             status: describe_status(status),
         }),
-        Err(killed) => Err(ScriptError::TimedOut {
-            location,
-            timeout_secs: script.timeout.as_secs(),
-            killed,
-        }),
+    }
+}
+
+/// Why a running script's group is being stopped.
+#[derive(Clone, Copy)]
+enum Stop {
+    Timeout,
+    Interrupted,
+}
+
+/// How often a waiting deployment looks whether a signal asked it to stop.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Waits for the script to exit, or stops its group when the timeout passes or a signal asks
+/// the deployment to stop. Returns the exit status, or why and how the group was stopped.
+fn wait_or_stop(
+    pgid: i32,
+    status: &mpsc::Receiver<std::io::Result<ExitStatus>>,
+    timeout: Duration,
+    context: &ScriptContext<'_>,
+) -> Result<std::io::Result<ExitStatus>, (Stop, &'static str)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match status.recv_timeout(left.min(SIGNAL_POLL)) {
+            Ok(exit) => return Ok(exit),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Ok(Err(std::io::Error::other("the waiting thread ended")));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let stop = if super::interrupt::requested() {
+                    Stop::Interrupted
+                } else if Instant::now() >= deadline {
+                    Stop::Timeout
+                } else {
+                    continue;
+                };
+                return Err((stop, stop_group(pgid, status, context, stop)));
+            }
+        }
     }
 }
 
@@ -255,11 +310,16 @@ fn stop_group(
     pgid: i32,
     status: &mpsc::Receiver<std::io::Result<ExitStatus>>,
     context: &ScriptContext<'_>,
+    why: Stop,
 ) -> &'static str {
     let scope = context.event.name();
+    let why = match why {
+        Stop::Timeout => "timeout",
+        Stop::Interrupted => "signal to hooks",
+    };
     context.log.line(
         scope,
-        &format!("timeout: sending SIGTERM to process group {pgid}"),
+        &format!("{why}: sending SIGTERM to process group {pgid}"),
     );
     unsafe { libc::kill(-pgid, libc::SIGTERM) };
     let deadline = Instant::now() + context.grace.kill;

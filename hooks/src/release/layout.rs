@@ -100,3 +100,90 @@ impl Layout {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
+
+/// Why a deployment id or a root given on the command line cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    /// An id that would name something outside `releases/` or `logs/` (a path, `..`, empty).
+    #[error(
+        "{0:?} is not a deployment id: ids are letters, digits, '-', '_' and '.', at most 128 characters, not starting with '.' (see `hooks history` for the kept ones)"
+    )]
+    BadId(String),
+    /// `--root /` would scatter `current`, `releases/`, `shared/` … over the system's root.
+    #[error(
+        "--root / is refused: hooks would create current, releases/, shared/, logs/ in the system's root; give the application's own directory, e.g. --root /srv/app"
+    )]
+    SystemRoot,
+    /// A root on a read-only filesystem: nothing could be recorded, not even the lock.
+    #[error(
+        "the root {0} is on a read-only filesystem: hooks must write its lock, history, logs and releases there; remount it read-write or choose another --root"
+    )]
+    ReadOnly(PathBuf),
+}
+
+/// Checks that `id` names a release or log inside the root and nothing else. Ids come from
+/// the command line (`rollback --to`, `logs`) and from the CodeDeploy agent, so they are
+/// checked before they are joined to a path.
+pub fn check_id(id: &str) -> Result<(), RootError> {
+    let fine = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if fine {
+        Ok(())
+    } else {
+        Err(RootError::BadId(id.to_owned()))
+    }
+}
+
+/// Checks a root before anything is written there: not `/`, not on a read-only filesystem
+/// (the nearest existing ancestor is asked, as the root may not exist yet). `root` is absolute
+/// (the CLI makes it so).
+pub fn check_root(root: &Path) -> Result<(), RootError> {
+    if root.parent().is_none() {
+        return Err(RootError::SystemRoot);
+    }
+    let existing = root.ancestors().find(|a| a.exists()).unwrap_or(root);
+    if read_only(existing) {
+        return Err(RootError::ReadOnly(root.to_owned()));
+    }
+    Ok(())
+}
+
+fn read_only(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` points to writable memory
+    // of the size statvfs fills; it is read only when the call reports success.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    // SAFETY: statvfs returned 0, so it initialised the whole struct.
+    rc == 0 && unsafe { stat.assume_init() }.f_flag & libc::ST_RDONLY != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_would_leave_the_root_are_refused() {
+        for bad in ["", "..", "../x", "a/b", ".hidden", "/etc", &"x".repeat(129)] {
+            assert!(check_id(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["d-20261123-154001-250-3f9a", "d-ABCDEF123", "r1.2_3"] {
+            check_id(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_system_root_is_refused() {
+        assert!(matches!(
+            check_root(Path::new("/")),
+            Err(RootError::SystemRoot)
+        ));
+    }
+}

@@ -1,0 +1,191 @@
+//! The restore rules beyond a failing script: a rollback whose target fails, and SIGINT or
+//! SIGTERM to `hooks deploy` in the middle of an event. Real binary, real processes.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{EVENTS, Env, alive, block_until, hooks_bin, wait_until};
+
+#[test]
+fn a_rollback_whose_target_fails_validation_puts_the_serving_release_back_and_marks_it_bad() {
+    let env = Env::new();
+    let broken = env.path("v1-broken");
+    let v1_bundle = env
+        .bundle("v1")
+        .traced(&EVENTS, "v1")
+        .script(
+            "ValidateService",
+            "check.sh",
+            &format!("[ ! -e '{}' ]", broken.display()),
+        )
+        .build();
+    env.deploy(&v1_bundle, &[]).expect(0);
+    let v1 = env.current().unwrap();
+    env.deploy(&env.bundle("v2").traced(&EVENTS, "v2").build(), &[])
+        .expect(0);
+    let v2 = env.current().unwrap();
+
+    std::fs::write(&broken, "").unwrap();
+    env.clear_trace();
+    let run = env.hooks(&["rollback", "--to", &v1]);
+    run.expect(1);
+    assert!(
+        run.stderr()
+            .contains(&format!("the previous release {v2} is serving again")),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(env.current().as_deref(), Some(v2.as_str()));
+    // v1 was started and failed; v2 was stopped for it and started again afterwards.
+    assert_eq!(
+        env.trace_events(),
+        [
+            "ApplicationStop v2",
+            "ApplicationStart v1",
+            "ValidateService v1",
+            "ApplicationStop v1",
+            "ApplicationStart v2",
+            "ValidateService v2",
+        ]
+    );
+    let history = env.history();
+    let target = history.iter().find(|d| d["id"] == v1.as_str()).unwrap();
+    assert_eq!(target["bad"], true, "{target}");
+    assert_eq!(history.last().unwrap()["result"], "failed");
+
+    // The failed target is never chosen again: a plain rollback finds nothing older, and in
+    // particular does not go "forward" to anything.
+    env.hooks(&["rollback"]).expect(3);
+    assert_eq!(env.current().as_deref(), Some(v2.as_str()));
+}
+
+/// Deploys v1, then starts v2 whose ValidateService blocks; returns the running `hooks`.
+fn deploy_blocked_in_validate(env: &Env, v1_start_extra: &str) -> (std::process::Child, String) {
+    let v1_bundle = env
+        .bundle("v1")
+        .traced(&EVENTS, "v1")
+        .script("ApplicationStart", "restart-gate.sh", v1_start_extra)
+        .build();
+    env.deploy(&v1_bundle, &[]).expect(0);
+    let v1 = env.current().unwrap();
+    let started = env.path("started");
+    let body = format!(
+        "echo $$ > '{}'\n{}",
+        env.path("script.pid").display(),
+        block_until(&started, &env.path("never"))
+    );
+    let v2_bundle = env
+        .bundle("v2")
+        .traced(&EVENTS, "v2")
+        .script("ValidateService", "block.sh", &body)
+        .build();
+    env.clear_trace();
+    let child = Command::new(hooks_bin())
+        .args(["deploy", "--quiet", "--bundle", v2_bundle.to_str().unwrap()])
+        .env("HOOKS_ROOT", env.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "v2's ValidateService", || {
+        started.exists()
+    });
+    (child, v1)
+}
+
+fn script_pid(env: &Env) -> i32 {
+    std::fs::read_to_string(env.path("script.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn sigint_during_validate_service_stops_the_script_restores_and_exits_1() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let env = Env::new();
+        let (child, v1) = deploy_blocked_in_validate(&env, "true");
+        let script = script_pid(&env);
+        // SAFETY: kill(2) on the pid of a child this test started.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("received: stopping"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("the previous release {v1} is serving again")),
+            "{stderr}"
+        );
+        assert!(!alive(script), "the interrupted script {script} still runs");
+        assert_eq!(env.current().as_deref(), Some(v1.as_str()));
+        let events = env.trace_events();
+        assert_eq!(
+            &events[events.len() - 2..],
+            ["ApplicationStart v1", "ValidateService v1"],
+            "{events:?}"
+        );
+        let last = env.history().last().unwrap().clone();
+        assert_eq!(last["result"], "interrupted", "{last}");
+        assert_eq!(last["failed_event"], "ValidateService", "{last}");
+    }
+}
+
+#[test]
+fn a_second_signal_during_the_restore_is_acknowledged_and_the_restore_finishes() {
+    let env = Env::new();
+    let restoring = env.path("restoring");
+    let release = env.path("release-restore");
+    let armed = env.path("armed");
+    // v1's ApplicationStart blocks only while the restore runs (armed after v1 deployed).
+    let gate = format!(
+        "if [ -e '{}' ]; then\n{}\nfi",
+        armed.display(),
+        block_until(&restoring, &release)
+    );
+    let (mut child, v1) = deploy_blocked_in_validate(&env, &gate);
+    std::fs::write(&armed, "").unwrap();
+    let pid = child.id() as i32;
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let stderr = stderr.clone();
+        let mut pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut pipe, &mut buffer) {
+                stderr
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    // SAFETY: kill(2) on the pid of a child this test started.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    wait_until(Duration::from_secs(30), "the restore to start", || {
+        restoring.exists()
+    });
+    // SAFETY: as above; the child is still running (blocked in the restore).
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    wait_until(
+        Duration::from_secs(10),
+        "the second signal's answer",
+        || stderr.lock().unwrap().contains("received again: still"),
+    );
+    // The restore was not cut short by the second signal: it still waits for its script.
+    assert!(env.path("restoring").exists() && child.try_wait().unwrap().is_none());
+    std::fs::write(&release, "").unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(env.current().as_deref(), Some(v1.as_str()));
+    assert!(
+        env.trace_events()
+            .contains(&"ValidateService v1".to_owned()),
+        "{:?}",
+        env.trace_events()
+    );
+}
