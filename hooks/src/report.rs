@@ -49,8 +49,17 @@ pub fn outcome(root: &Path, outcome: &Outcome) -> i32 {
     outcome.exit_code()
 }
 
-/// `hooks validate FILE`.
+/// `hooks validate [FILE|DIR]`: the appspec, and the scripts it names, checked as a deployment
+/// would check them before changing anything.
 pub fn validate(file: &Path) -> i32 {
+    let file = match appspec_to_validate(file) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("hooks: {error}");
+            return 3;
+        }
+    };
+    let file = file.as_path();
     match hooks::appspec::load(file) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -62,6 +71,14 @@ pub fn validate(file: &Path) -> i32 {
                     w.key_path,
                     w.message
                 );
+            }
+            let bundle = file.parent().unwrap_or(Path::new("."));
+            let problems = hooks::lifecycle::preflight::check_scripts(&loaded.spec, bundle);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    eprintln!("{}: {problem}", file.display());
+                }
+                return 3;
             }
             println!(
                 "{}: valid{}",
@@ -79,6 +96,26 @@ pub fn validate(file: &Path) -> i32 {
             3
         }
     }
+}
+
+/// A directory means the bundle root holding the appspec; the default name falls back to
+/// `appspec.yaml`, as a deployment does.
+fn appspec_to_validate(given: &Path) -> Result<std::path::PathBuf, String> {
+    if given.is_dir() {
+        return hooks::appspec::find_in(given).ok_or_else(|| {
+            format!(
+                "{} holds no appspec.yml or appspec.yaml; give the bundle's root directory or the file",
+                given.display()
+            )
+        });
+    }
+    if !given.exists()
+        && given == Path::new("appspec.yml")
+        && let Some(found) = hooks::appspec::find_in(Path::new("."))
+    {
+        return Ok(found);
+    }
+    Ok(given.to_owned())
 }
 
 fn deployments(root: &Path) -> Result<Vec<Deployment>, i32> {

@@ -266,6 +266,86 @@ fn stops_zip_bomb_early() {
 }
 
 #[test]
+fn stops_a_sparse_tar_bomb_early() {
+    // GNU tar stores a sparse file's holes as a map: a few hundred bytes describe 64 MiB.
+    let dir = tempfile::tempdir().unwrap();
+    let file = fs::File::create(dir.path().join("zeros")).unwrap();
+    file.set_len(64 << 20).unwrap();
+    let status = std::process::Command::new("tar")
+        .args(["--sparse", "-cf", "sparse.tar", "zeros"])
+        .current_dir(dir.path())
+        .status()
+        .expect("GNU tar runs");
+    assert!(status.success());
+    let bytes = fs::read(dir.path().join("sparse.tar")).unwrap();
+    assert!(
+        bytes.len() < 64 << 10,
+        "not a sparse archive: {} bytes",
+        bytes.len()
+    );
+    expect_bomb_stopped("sparse.tar", &bytes);
+}
+
+#[test]
+fn refuses_zip_entries_that_share_their_data() {
+    // One stored 1 MiB entry, and 40 central-directory entries all pointing at it: 40 MiB out
+    // of a 1 MiB archive, each entry's own ratio 1:1.
+    let data = vec![0u8; 1 << 20];
+    let mut crc = flate2::Crc::new();
+    crc.update(&data);
+    let (crc, len) = (crc.sum(), data.len() as u32);
+    let mut zip = Vec::new();
+    let header = |sig: u32, out: &mut Vec<u8>| out.extend_from_slice(&sig.to_le_bytes());
+    header(0x0403_4b50, &mut zip);
+    for v in [20u16, 0, 0, 0, 0] {
+        zip.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [crc, len, len] {
+        zip.extend_from_slice(&v.to_le_bytes());
+    }
+    zip.extend_from_slice(&5u16.to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+    zip.extend_from_slice(b"zeros");
+    zip.extend_from_slice(&data);
+    let directory_start = zip.len() as u32;
+    let names: Vec<String> = (0..40).map(|i| format!("zero{i:02}")).collect();
+    for name in &names {
+        header(0x0201_4b50, &mut zip);
+        for v in [(3u16 << 8) | 20, 20, 0, 0, 0, 0] {
+            zip.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [crc, len, len] {
+            zip.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [name.len() as u16, 0, 0, 0, 0] {
+            zip.extend_from_slice(&v.to_le_bytes());
+        }
+        zip.extend_from_slice(&(0o100644u32 << 16).to_le_bytes());
+        zip.extend_from_slice(&0u32.to_le_bytes());
+        zip.extend_from_slice(name.as_bytes());
+    }
+    let directory_size = zip.len() as u32 - directory_start;
+    header(0x0605_4b50, &mut zip);
+    for v in [0u16, 0, 40, 40] {
+        zip.extend_from_slice(&v.to_le_bytes());
+    }
+    zip.extend_from_slice(&directory_size.to_le_bytes());
+    zip.extend_from_slice(&directory_start.to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+
+    let f = Fixture::new();
+    let err = f
+        .unpack("overlap.zip", &zip, UnpackOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("share compressed data"), "{err}");
+    assert!(
+        written(&f.dest) <= 1 << 20,
+        "{} bytes written",
+        written(&f.dest)
+    );
+}
+
+#[test]
 fn missing_or_unknown_bundles_are_explained() {
     let f = Fixture::new();
     let missing = f.root.join("in/nope.tgz");

@@ -505,6 +505,27 @@ impl<'a> Extractor<'a> {
     }
 
     /// A [`BundleError::LimitExceeded`] for `entry`.
+    /// Refuses an entry that unpacks to more than the ratio limit allows for the bytes it
+    /// occupies in the archive (a sparse entry's holes).
+    pub(super) fn check_expansion(
+        &self,
+        entry: &str,
+        size: u64,
+        stored: u64,
+    ) -> Result<(), BundleError> {
+        let ratio = self.opts.limits.max_compression_ratio;
+        if ratio > 0 && size > super::RATIO_GRACE_BYTES && size / stored.max(512) > ratio {
+            return Err(self.limit(
+                entry,
+                format!(
+                    "compression ratio above {ratio}:1 (a sparse entry of {size} bytes stored in {stored}); \
+                     this looks like a decompression bomb — rebuild the bundle without --sparse"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn limit(&self, entry: &str, reason: String) -> BundleError {
         BundleError::LimitExceeded {
             bundle: self.bundle.clone(),

@@ -39,10 +39,16 @@ pub(super) fn unpack(
     file.rewind().map_err(|e| io_err("reading the bundle", e))?;
 
     let mut ex = Extractor::new(dest, bundle, opts)?;
+    let size = file
+        .metadata()
+        .map_err(|e| io_err("reading the bundle", e))?
+        .len();
     let mut archive = ::zip::ZipArchive::new(file).map_err(|e| invalid(bundle, "", e))?;
-    // The compressed size of each entry bounds what its decompressor may read, so their sum
-    // is the input the ratio is measured against (overlapping entries count every time).
-    let input = Rc::new(Cell::new(0));
+    // The ratio is measured against the archive's size: entries whose data overlap (a zip bomb
+    // that reuses one compressed stream for many files) are refused below, and their declared
+    // compressed sizes would otherwise count the same bytes many times.
+    let input = Rc::new(Cell::new(size));
+    let mut data_ranges = std::collections::BTreeMap::new();
     let budget = Budget::new(input.clone(), opts.limits.max_compression_ratio, u64::MAX);
     let mut renamed = None;
     for i in 0..archive.len() {
@@ -58,7 +64,17 @@ pub(super) fn unpack(
         let Some(rel) = ex.begin(&raw, Path::new(&name))? else {
             continue;
         };
-        input.set(input.get() + zf.compressed_size());
+        let start = zf.data_start();
+        let end = start.saturating_add(zf.compressed_size());
+        if let Some(other) = overlapping(&data_ranges, start, end) {
+            return Err(BundleError::Invalid(format!(
+                "{bundle}: entries '{other}' and '{raw}' share compressed data (an overlapping-entry zip bomb); \
+                 no zip tool writes that: rebuild the bundle with `zip -r` or ship a .tar.gz"
+            )));
+        }
+        if end > start {
+            data_ranges.insert(start, (end, raw.clone()));
+        }
         let mode = zf.unix_mode();
         let kind = match mode.map(|m| m & S_IFMT) {
             Some(0) | None if zf.is_dir() => S_IFDIR,
@@ -106,6 +122,21 @@ pub(super) fn unpack(
     }
     report.sha256 = Some(hex(&hasher.finalize()));
     Ok(report)
+}
+
+/// The name of an entry whose data range overlaps `start..end`, if any. `ranges` maps each
+/// earlier entry's data start to its end and name.
+fn overlapping(
+    ranges: &std::collections::BTreeMap<u64, (u64, String)>,
+    start: u64,
+    end: u64,
+) -> Option<String> {
+    let before = ranges
+        .range(..=start)
+        .next_back()
+        .filter(|(_, (other_end, _))| *other_end > start);
+    let after = ranges.range(start..end).next().filter(|_| end > start);
+    before.or(after).map(|(_, (_, name))| name.clone())
 }
 
 fn invalid(bundle: &str, what: &str, e: ::zip::result::ZipError) -> BundleError {

@@ -331,6 +331,15 @@ impl Refusal {
             {
                 Refusal::Unavailable(error.to_string())
             }
+            // The server's problem, not the bundle's: nothing changed, and the same bundle
+            // deploys once there is room.
+            bundle::BundleError::Io { source, .. }
+                if matches!(source.kind(), StorageFull | QuotaExceeded) =>
+            {
+                Refusal::Unavailable(format!(
+                    "{error}; the disk under the root is full: free space (old releases: `hooks history`, backups/) and deploy again"
+                ))
+            }
             _ => Refusal::Invalid(error.to_string()),
         }
     }

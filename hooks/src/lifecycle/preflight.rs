@@ -7,23 +7,37 @@ use crate::appspec::{AppSpec, LifecycleEvent};
 
 use super::{install, runas, script};
 
-/// Every script of every event that will run exists and is executable, every `runas` user can
-/// be switched to, and every shared file can be linked.
-pub fn check(spec: &AppSpec, release_dir: &Path, shared_dir: &Path) -> Result<(), String> {
+/// Every script of every event that will run exists and is executable under `bundle_dir`
+/// (the check `hooks validate` shares with a deployment). One line per problem.
+pub fn check_scripts(spec: &AppSpec, bundle_dir: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     for event in LifecycleEvent::ALL {
         if event.is_traffic() && !spec.deploy.traffic {
             continue;
         }
         for hook in spec.scripts(event) {
-            if let Err(error) = script::check(release_dir, hook) {
+            if let Err(error) = script::check(bundle_dir, hook) {
                 problems.push(format!(
                     "{event}: {}",
                     error
                         .to_string()
-                        .replace(&release_dir.display().to_string(), "<bundle>")
+                        .replace(&bundle_dir.display().to_string(), "<bundle>")
                 ));
             }
+        }
+    }
+    problems
+}
+
+/// Every script of every event that will run exists and is executable, every `runas` user can
+/// be switched to, and every shared file can be linked.
+pub fn check(spec: &AppSpec, release_dir: &Path, shared_dir: &Path) -> Result<(), String> {
+    let mut problems = check_scripts(spec, release_dir);
+    for event in LifecycleEvent::ALL {
+        if event.is_traffic() && !spec.deploy.traffic {
+            continue;
+        }
+        for hook in spec.scripts(event) {
             if let Some(user) = &hook.runas
                 && let Err(error) = runas::check(user)
             {

@@ -127,6 +127,13 @@ impl BranchConfig {
 
     /// Decides where `input` deploys.
     pub fn decide(&self, input: &PlanInput<'_>) -> Result<Decision, PlanError> {
+        if input.branch.trim().is_empty() {
+            return Err(PlanError(
+                "the branch is empty; pass the branch being deployed (in a workflow, `${{ github.head_ref || github.ref_name }}`: \
+                 $GITHUB_HEAD_REF is empty on a push)"
+                    .to_owned(),
+            ));
+        }
         let name = input.config_name.unwrap_or(input.branch);
         let what = if input.config_name.is_some() {
             format!("config name '{name}'")
@@ -164,15 +171,25 @@ impl BranchConfig {
             });
         };
         let safe = safe_branch(input.branch);
-        let group = match &target.group_name {
-            Some(template) => template.render(&safe, input.pr_number).map_err(|e| {
+        let render = |branch: &str| match &target.group_name {
+            Some(template) => template.render(branch, input.pr_number).map_err(|e| {
                 PlanError(format!(
                     "branch_config key '{}' (line {}): {e}",
                     rule.pattern, rule.line
                 ))
-            })?,
-            None => safe,
+            }),
+            None => Ok(branch.to_owned()),
         };
+        let mut group = render(&safe)?;
+        let over = group.chars().count().saturating_sub(MAX_GROUP_NAME);
+        if over > 0 {
+            // A long branch is not the appspec's fault: shorten the branch's part and keep it
+            // unique and stable with a digest of the whole name.
+            let keep = safe.len().saturating_sub(over + 9);
+            if keep > 0 {
+                group = render(&shortened_branch(&safe, keep))?;
+            }
+        }
         if group.is_empty() || group.chars().count() > MAX_GROUP_NAME {
             return Err(PlanError(format!(
                 "branch_config key '{}' (line {}) gives the deployment group name '{group}', which is {} characters; CodeDeploy needs 1 to {MAX_GROUP_NAME}; shorten deploymentGroupName",
@@ -189,6 +206,15 @@ impl BranchConfig {
             deployment_config: target.deployment_config.clone(),
         }))
     }
+}
+
+/// The first `keep` characters of `safe` (ASCII, as [`safe_branch`] makes it), a `-`, and
+/// 8 hex digits of its sha256.
+fn shortened_branch(safe: &str, keep: usize) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(safe.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", &safe[..keep])
 }
 
 impl Decision {
