@@ -13,11 +13,12 @@ pub fn proc(command: ProcCommand) -> i32 {
         ProcCommand::Start {
             pidfile,
             log,
+            settle,
             command,
         } => {
             let mut options = StartOptions::new(&pidfile, command);
             options.log_file = log;
-            match detached::start(&options) {
+            match detached::start_settled(&options, Duration::from_secs_f64(settle.max(0.0))) {
                 Ok(pid) => {
                     println!("started pid {pid} (pidfile {})", pidfile.display());
                     0

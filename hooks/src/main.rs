@@ -186,7 +186,8 @@ enum Command {
 #[derive(Subcommand)]
 enum ProcCommand {
     /// Start CMD detached (own session, stdin from /dev/null, output appended to --log) and
-    /// write its pid to --pidfile. Refuses when the pidfile names a running process.
+    /// write its pid to --pidfile. Refuses when the pidfile names a running process; fails
+    /// (exit 1, with the end of its log) when CMD exits within --settle seconds.
     ///
     /// Example: hooks proc start --pidfile run/app.pid --log run/app.log -- bin/app --port 8080
     Start {
@@ -195,6 +196,10 @@ enum ProcCommand {
         /// Output file (default: PIDFILE.log).
         #[arg(long)]
         log: Option<PathBuf>,
+        /// Seconds the process must keep running before it counts as started; one that exits
+        /// sooner fails the start (exit 1) with the end of its log. 0 returns at once.
+        #[arg(long, default_value_t = 0.5)]
+        settle: f64,
         /// The command and its arguments.
         #[arg(required = true, last = true)]
         command: Vec<std::ffi::OsString>,

@@ -436,3 +436,47 @@ fn a_full_disk_fails_with_exit_1_and_keeps_the_serving_release() {
             .any(|n| n.ends_with(".partial"))
     );
 }
+
+#[test]
+fn an_unreachable_s3_names_the_endpoint_without_the_sdks_dump_and_says_what_still_serves() {
+    let env = Env::new();
+    env.deploy(&env.bundle("v1").traced(&EVENTS, "v1").build(), &[])
+        .expect(0);
+    let serving = env.current().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let output = Command::new(hooks_bin())
+        .args(["deploy", "--quiet", "--bundle", "s3://bucket/app.tar.gz"])
+        .args([
+            "--s3-endpoint",
+            &endpoint,
+            "--s3-retries",
+            "0",
+            "--allow-unverified",
+        ])
+        .env("HOOKS_ROOT", env.root())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    let run = common::Run(output);
+    run.expect(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!("via endpoint {endpoint}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("DispatchFailure("), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "nothing was changed; release {serving} is still serving"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(env.current(), Some(serving));
+}

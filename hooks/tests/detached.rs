@@ -477,3 +477,34 @@ fn signals_parse_by_name_and_number() {
         "{message}"
     );
 }
+
+#[test]
+fn a_process_that_exits_at_once_fails_the_start_with_its_log_and_no_pidfile() {
+    let (_dir, pidfile, _cleanup) = setup();
+    let output = Command::new(env!("CARGO_BIN_EXE_hooks"))
+        .args(["proc", "start", "--pidfile"])
+        .arg(&pidfile)
+        .args(["--", "sh", "-c", "echo 'Traceback: no config' >&2; exit 3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("exited within 0.5 s of its start"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Traceback: no config"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("started pid"));
+    assert!(!pidfile.exists(), "a pidfile for a dead process was left");
+
+    // One that keeps running past the settle time is started as before.
+    let output = Command::new(env!("CARGO_BIN_EXE_hooks"))
+        .args(["proc", "start", "--pidfile"])
+        .arg(&pidfile)
+        .args(["--", "sleep", "60"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("started pid"));
+    stop(&StopOptions::new(&pidfile, Duration::from_secs(5))).unwrap();
+}

@@ -147,6 +147,24 @@ pub enum DetachedError {
         /// The system error.
         source: io::Error,
     },
+    /// The process exited within the settle time after its start: it crashed at start-up.
+    #[error(
+        "`{command}` (pid {pid}) exited within {:.1} s of its start; the last lines of its log {}:\n{tail}",
+        settle.as_secs_f64(),
+        log.display()
+    )]
+    ExitedAtOnce {
+        /// The process that was started.
+        pid: u32,
+        /// Its command line.
+        command: String,
+        /// How long it was watched.
+        settle: Duration,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines of that log, indented (secrets the health module knows redacted).
+        tail: String,
+    },
     /// The pidfile exists but is not one this tool understands.
     #[error("{}:{line}: {problem}; if no such process runs, delete the file", path.display())]
     BadPidfile {
@@ -267,6 +285,55 @@ pub fn start(opts: &StartOptions) -> Result<u32, DetachedError> {
         });
     }
     Ok(pending.pid)
+}
+
+/// [`start`], then watches the process for `settle`: one that exits at once (a crash at
+/// start-up) is reported with the end of its log instead of as started, and its pidfile is
+/// removed. A zero `settle` is plain [`start`].
+pub fn start_settled(opts: &StartOptions, settle: Duration) -> Result<u32, DetachedError> {
+    let pid = start(opts)?;
+    if settle.is_zero() {
+        return Ok(pid);
+    }
+    let exited = match pidfd_open(pid) {
+        Ok(pidfd) => wait_exit(&pidfd, pid, settle)?,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => true,
+        Err(source) => {
+            return Err(DetachedError::Signal {
+                pid,
+                action: "open a pidfd for",
+                source,
+            });
+        }
+    };
+    if !exited {
+        return Ok(pid);
+    }
+    remove_pidfile(&opts.pidfile)?;
+    let log = opts
+        .log_file
+        .clone()
+        .unwrap_or_else(|| default_log_file(&opts.pidfile));
+    let tail = crate::health::last_lines_redacted(&log, 20, &[]);
+    Err(DetachedError::ExitedAtOnce {
+        pid,
+        command: opts
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        settle,
+        log,
+        tail: if tail.is_empty() {
+            "  (no output)".to_owned()
+        } else {
+            tail.iter()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    })
 }
 
 /// Stops the process named by the pidfile: `signal`, wait up to `timeout`, then SIGKILL.

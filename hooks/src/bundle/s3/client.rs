@@ -44,3 +44,23 @@ pub(crate) async fn build(options: &S3Options) -> Client {
     let config = config.build();
     Client::from_conf(config)
 }
+
+/// Where `client` sends requests, for error messages: the custom endpoint, or AWS's S3 in the
+/// client's region.
+pub(crate) fn target(client: &Client, options: &S3Options) -> String {
+    let region = client
+        .config()
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "(no region)".to_owned());
+    match options
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+    {
+        Some(endpoint) => format!("endpoint {endpoint} (region {region})"),
+        None => {
+            format!("AWS S3 in region {region} (set --s3-endpoint for an S3-compatible server)")
+        }
+    }
+}

@@ -162,7 +162,12 @@ where
                  AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws, or run on a \
                  server with an instance role"
             ),
-            None => DisplayErrorContext(err).to_string(),
+            // The chain of messages, without the SDK's debug dump of its internals.
+            None => {
+                let mut messages: Vec<String> = causes(err).map(|e| e.to_string()).collect();
+                messages.dedup();
+                messages.join(": ")
+            }
         },
     }
 }
@@ -241,9 +246,11 @@ impl BundleSource for S3Source {
                 source: e,
             })?;
         let client = runtime.block_on(client::build(&self.options));
+        // Where the request went, so a connection error says what to check.
+        let tried = format!("{bundle} via {}", client::target(&client, &self.options));
         let head = runtime
             .block_on(fetch::head(&client, &self.location, &self.options))
-            .map_err(|e| e.into_bundle_error(&bundle))?;
+            .map_err(|e| e.into_bundle_error(&tried))?;
         if let Ok(mut slot) = self.fetched.lock() {
             *slot = Some(Fetched {
                 etag: head.etag.clone(),
