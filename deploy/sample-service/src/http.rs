@@ -21,6 +21,11 @@ pub struct App {
     pub db: Db,
     /// The version `/version` reports.
     pub version: String,
+    /// The deployment that started this process (`DEPLOYMENT_ID`), so `/version` tells which
+    /// release serves even when every release carries the same version.
+    pub deployment_id: Option<String>,
+    /// The commit the release was built from (its `REVISION` file).
+    pub commit: Option<String>,
 }
 
 /// Answers one request; never fails at the HTTP level (errors become JSON responses).
@@ -42,7 +47,14 @@ pub async fn handle(
                 )
             }
         },
-        ("/version", Method::GET) => reply(StatusCode::OK, json!({"version": app.version})),
+        ("/version", Method::GET) => reply(
+            StatusCode::OK,
+            json!({
+                "version": app.version,
+                "deployment_id": app.deployment_id,
+                "commit": app.commit,
+            }),
+        ),
         ("/items", Method::GET) => match app.db.list().await {
             Ok(items) => reply(StatusCode::OK, json!(items)),
             Err(reason) => unavailable(&reason),

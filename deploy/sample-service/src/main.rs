@@ -72,6 +72,14 @@ fn init_logging() {
         .init();
 }
 
+/// The commit in `REVISION` of the working directory (the release directory, where hook
+/// scripts and units start the service; `scripts/build-bundle` writes the file).
+fn release_commit() -> Option<String> {
+    let text = std::fs::read_to_string("REVISION").ok()?;
+    let commit = text.trim();
+    (!commit.is_empty() && commit.len() <= 64).then(|| commit.to_owned())
+}
+
 /// Opens the database pool and the socket, writes the PID file, serves, drains.
 async fn run(config: config::Config, activation: listen::Activation) -> Result<(), String> {
     tracing::info!(
@@ -113,6 +121,10 @@ async fn run(config: config::Config, activation: listen::Activation) -> Result<(
     let app = Arc::new(http::App {
         db,
         version: config.version,
+        deployment_id: std::env::var("DEPLOYMENT_ID")
+            .ok()
+            .filter(|v| !v.is_empty()),
+        commit: release_commit(),
     });
     server::serve(listener, app.clone(), signals, config.drain_timeout).await;
     // Bounded: after an abandoned drain a handler may still hold a connection.

@@ -61,6 +61,23 @@ fn version_is_compiled_in_unless_the_config_overrides_it() {
     let svc = fx.start();
     let (_, body) = request(svc.addr(), "GET", "/version", "");
     assert_eq!(json(&body)["version"], "release-42");
+    assert_eq!(json(&body)["deployment_id"], serde_json::Value::Null);
+}
+
+#[test]
+fn version_names_the_deployment_and_the_commit_of_the_release() {
+    let fx = Fixture::sqlite(true);
+    let release = tempfile::tempdir().unwrap();
+    std::fs::write(release.path().join("REVISION"), "3f9a1c2e\n").unwrap();
+    let mut cmd = fx.command();
+    cmd.current_dir(release.path())
+        .env("DEPLOYMENT_ID", "d-20261204-101500-250-3f9a");
+    let mut svc = common::Running::spawn(cmd);
+    svc.wait_listening();
+    let (_, body) = request(svc.addr(), "GET", "/version", "");
+    let body = json(&body);
+    assert_eq!(body["deployment_id"], "d-20261204-101500-250-3f9a");
+    assert_eq!(body["commit"], "3f9a1c2e");
 }
 
 #[test]
