@@ -2,6 +2,7 @@
 //! branch deploys to) and `hooks run-hook` (the agent's hook script). Arguments and printing
 //! only; the work is in `hooks::plan` and `hooks::lifecycle::run_hook`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,6 +47,12 @@ pub struct RunHookArgs {
     /// Seconds to wait for the lock held by another deployment.
     #[arg(long, default_value_t = 600)]
     wait: u64,
+    /// Run this user script of the event (relative to the revision) the way `hooks deploy`
+    /// does, instead of the built-in steps: in `<root>/releases/<id>`, its output in the
+    /// deployment's log, a failure recorded in the history. Under `hooks deploy` the script is
+    /// simply executed.
+    #[arg(long, value_name = "PATH")]
+    script: Option<String>,
 }
 
 /// `hooks plan`: prints the deployment group and configs for a branch.
@@ -103,9 +110,30 @@ fn print_text(decision: &Decision, appspec: &Path) {
     }
 }
 
+/// Whether `hooks deploy` (or rollback, restore) started this process's parent script: its
+/// marker holds the engine's pid, the parent of the wrapper script that exec'd this process.
+/// The CodeDeploy agent passes its whole environment to scripts, so a marker inherited from
+/// the agent's environment names some other process and is ignored.
+fn under_engine() -> bool {
+    std::env::var(ENGINE_MARKER)
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::os::unix::process::parent_id())
+}
+
 /// `hooks run-hook`: one event's built-in steps under the CodeDeploy agent.
 pub fn run_hook(root: &Path, args: &RunHookArgs) -> i32 {
-    if std::env::var_os(ENGINE_MARKER).is_some() {
+    if under_engine() {
+        if let Some(script) = &args.script {
+            // The engine already runs this process as the script (own group, log, timeout):
+            // become the script.
+            let dir = args.archive.clone().unwrap_or_else(|| PathBuf::from("."));
+            let error = std::process::Command::new(dir.join(script.trim_start_matches('/')))
+                .current_dir(&dir)
+                .exec();
+            eprintln!("hooks run-hook: cannot run {script}: {error}");
+            return 1;
+        }
         // The appspec points every event at this command; under `hooks deploy` the engine has
         // already run the built-ins, so running them again would be wrong.
         eprintln!(
@@ -128,6 +156,7 @@ pub fn run_hook(root: &Path, args: &RunHookArgs) -> i32 {
             deployment_root: args.deployment_root.clone(),
             wait: Duration::from_secs(args.wait),
             echo: true,
+            script: args.script.clone(),
         },
     );
     match &outcome {

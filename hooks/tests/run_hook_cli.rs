@@ -48,13 +48,31 @@ fn under_hooks_deploy_it_does_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let mut env = agent_env("AfterInstall", "d-X1");
-    env.push(("HOOKS_ENGINE_PID", "1"));
+    // The engine's pid: the parent of the process, as for a wrapper exec'ing run-hook.
+    let engine = std::process::id().to_string();
+    env.push(("HOOKS_ENGINE_PID", &engine));
     let out = run_hook(&root, &env, None);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
     assert!(
         !root.exists(),
         "run-hook under hooks deploy must not touch the root"
+    );
+}
+
+#[test]
+fn a_marker_inherited_from_the_agents_environment_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let mut env = agent_env("AfterInstall", "d-X4");
+    // The agent passes its whole environment on: a marker there names some other process.
+    env.push(("HOOKS_ENGINE_PID", "1"));
+    let out = run_hook(&root, &env, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+    assert_eq!(
+        history(&root).last().unwrap()["failed_event"],
+        "AfterInstall"
     );
 }
 

@@ -3,8 +3,9 @@
 //! agent as under `hooks deploy`.
 //!
 //! The agent runs every script of an event itself, with its own working directory (not the
-//! revision) and only `LIFECYCLE_EVENT`, `DEPLOYMENT_ID`, `APPLICATION_NAME`,
-//! `DEPLOYMENT_GROUP_NAME`, `DEPLOYMENT_GROUP_ID` and `BUNDLE_*` added to its environment. It
+//! revision) and its whole environment plus `LIFECYCLE_EVENT`, `DEPLOYMENT_ID`,
+//! `APPLICATION_NAME`, `DEPLOYMENT_GROUP_NAME`, `DEPLOYMENT_GROUP_ID` (and `BUNDLE_*` for S3
+//! revisions). It
 //! has unpacked the revision into `<deployment-root>/<group-id>/<deployment-id>/deployment-archive`
 //! and copied `files:` and applied `permissions:` in Install. What is left for `hooks`:
 //!
@@ -19,6 +20,12 @@
 //! The built-ins come from [`super::builtins`] through [`Activation`], exactly as in
 //! `hooks deploy`. A failure is recorded in the history and reported to the agent (exit 1); the
 //! agent's own rollback (a new deployment of the last good revision) restores service.
+//!
+//! With [`RunHookOptions::script`] (`hooks run-hook --script PATH`, used by the wrappers in
+//! `deploy/codedeploy/`), run-hook runs one user script of the event itself, as `hooks deploy`
+//! would: in the release directory, its output in `logs/<id>.log`. The agent stops an event at
+//! its first failing script and never calls run-hook again for that deployment, so this is the
+//! only place where a failing user script can be recorded as the deployment's failure.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -120,6 +127,8 @@ pub struct RunHookOptions {
     /// How long to wait for the lock (a manual deployment, or the previous event's process).
     pub wait: Duration,
     pub echo: bool,
+    /// A user script of the event to run (relative to the revision) instead of the built-ins.
+    pub script: Option<String>,
 }
 
 /// How one event ended. Exit codes: 0 done or nothing to do, 1 failed, 3 invalid, 4 locked.
@@ -171,7 +180,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
         .archive
         .clone()
         .unwrap_or_else(|| agent.archive_dir(&options.deployment_root));
-    if let Err(e) = ensure_started(&history, agent, &archive) {
+    if let Err(e) = ensure_started(&history, agent, &own_archive(&archive, id)) {
         return HookOutcome::Invalid(format!("cannot write the history: {e}"));
     }
     let mut env = vec![
@@ -201,12 +210,24 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     log.line(
         "run-hook",
         &format!(
-            "{} of deployment {id} ({} / {}), under the CodeDeploy agent",
-            agent.event, agent.application, agent.group
+            "{} of deployment {id} ({} / {}), under the CodeDeploy agent; the agent's own log of its scripts: {}",
+            agent.event,
+            agent.application,
+            agent.group,
+            own_archive(&archive, id)
+                .with_file_name("logs")
+                .join("scripts.log")
+                .display()
         ),
     );
     let event = agent.event;
     let result = match event {
+        _ if options.script.is_some() => {
+            let location = options.script.clone().unwrap_or_default();
+            user_script(&layout, &archive, &location, event)
+                .map_err(|e| failure(event, e))
+                .and_then(|(spec, dir)| activation.runner.run(event, &spec, &dir, None))
+        }
         BeforeBlockTraffic | AfterBlockTraffic | ApplicationStop => {
             match history
                 .last_successful(&layout.releases_dir())
@@ -323,6 +344,52 @@ fn agent_view(release: Release) -> Release {
         ..release.spec
     };
     Release { spec, ..release }
+}
+
+/// The agent's folder of this deployment's revision. ApplicationStop and the BlockTraffic hooks
+/// run from the previous revision's `deployment-archive`, a sibling of this one.
+fn own_archive(archive: &Path, id: &str) -> PathBuf {
+    match (archive.parent(), archive.file_name()) {
+        (Some(folder), Some(name)) if name == "deployment-archive" => {
+            folder.with_file_name(id).join("deployment-archive")
+        }
+        _ => archive.to_owned(),
+    }
+}
+
+/// The appspec holding only `location`, and the release directory it runs in: the revision the
+/// agent ran the wrapper from (the previous one for ApplicationStop), resolved to its release
+/// under `<root>/releases/`, so paths the script derives from its working directory outlive
+/// the agent's deployment folder.
+fn user_script(
+    layout: &Layout,
+    archive: &Path,
+    location: &str,
+    event: LifecycleEvent,
+) -> Result<(AppSpec, PathBuf), String> {
+    let dir = std::fs::canonicalize(archive)
+        .map_err(|e| format!("the revision {} is not readable: {e}", archive.display()))?;
+    let spec_path = appspec::find_in(&dir)
+        .ok_or_else(|| format!("the revision {} has no appspec.yml", dir.display()))?;
+    let spec = appspec::load(&spec_path).map_err(|e| e.to_string())?.spec;
+    let in_release = dir.parent() == Some(layout.releases_dir().as_path())
+        || std::fs::canonicalize(layout.releases_dir()).ok().as_deref() == dir.parent();
+    if !in_release {
+        return Err(format!(
+            "the revision {} is not a release under {}; list deploy/codedeploy/run-hook first under BeforeInstall in appspec.yml",
+            dir.display(),
+            layout.releases_dir().display()
+        ));
+    }
+    let script = crate::appspec::HookScript {
+        location: location.trim_start_matches('/').to_owned(),
+        // The agent enforces the wrapper's own timeout; this one only bounds a script that
+        // outlives a killed run-hook.
+        timeout: Duration::from_secs(3600),
+        runas: None,
+    };
+    let hooks = [(event, vec![script])].into_iter().collect();
+    Ok((AppSpec { hooks, ..spec }, dir))
 }
 
 /// Writes the deployment's `Started` record the first time any of its events runs.

@@ -1,0 +1,462 @@
+//! `hooks run-hook` under the real CodeDeploy agent (aws-codedeploy-agent 1.8.1, its
+//! `bin/codedeploy-local`), with the project's own sample bundle (`scripts/build-bundle`) and
+//! root `appspec.yml`, in both revision kinds the workflow can use: a local `.tgz` and an S3
+//! object published by `hooks publish` to the test S3 server. Each kind goes through two good
+//! revisions, one whose ValidateService script fails, one whose ApplicationStart script fails,
+//! and a redeploy of the good one; after each step the agent's exit status, `hooks status`,
+//! `hooks history`, `current`, the service's health and the release it runs from are checked.
+
+mod codedeploy_support;
+mod s3_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use codedeploy_support::{AgentRun, Instance, repo};
+
+fn hooks_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hooks")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The sample bundle built by scripts/build-bundle from this build's binaries, listening on
+/// `port`. The binaries lose their debug info: a debug build's bundle is ~480 MB, which the
+/// agent would copy and unpack five times.
+fn sample_bundle(out: &Path, port: u16) -> PathBuf {
+    let bins = Path::new(hooks_bin()).parent().unwrap();
+    let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .args(["build", "-p", "migrator", "-p", "sample-service"])
+        .current_dir(repo())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "building migrator and sample-service failed"
+    );
+    let profile = bins
+        .strip_prefix(repo())
+        .expect("the target directory must be inside the repository for scripts/build-bundle");
+    let bundle = out.join("bundle");
+    let status = Command::new(repo().join("scripts/build-bundle"))
+        .arg(&bundle)
+        .arg(profile)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for bin in ["hooks", "migrator", "sample-service"] {
+        let stripped = Command::new("strip")
+            .arg("--strip-debug")
+            .arg(bundle.join("bin").join(bin))
+            .status();
+        // Without binutils the bundle is only bigger.
+        let _ = stripped;
+    }
+    let config = bundle.join("config/service.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "listen: 127.0.0.1:18080",
+        &format!("listen: 127.0.0.1:{port}"),
+    );
+    assert!(text.contains(&format!(":{port}")), "{text}");
+    std::fs::write(&config, text).unwrap();
+    bundle
+}
+
+/// A copy of `bundle` whose `deploy/scripts/NAME` fails with a message on stderr, and a
+/// `REVISION` file naming the variant.
+fn variant(bundle: &Path, out: &Path, name: &str, failing: Option<&str>) -> PathBuf {
+    let dir = out.join(name);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(bundle)
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(dir.join("REVISION"), format!("{name}\n")).unwrap();
+    if let Some(script) = failing {
+        std::fs::write(
+            dir.join("deploy/scripts").join(script),
+            format!("#!/bin/sh\necho \"{name}: {script} refuses this release\" >&2\nexit 7\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// How revisions reach the agent.
+enum Revisions {
+    /// `.tgz` files on the instance's disk.
+    LocalTgz,
+    /// `hooks publish` to this bucket on the test S3 server.
+    S3 { endpoint: String, bucket: String },
+}
+
+impl Revisions {
+    /// The agent's `--bundle-location` for the bundle directory `dir`.
+    fn publish(&self, dir: &Path) -> String {
+        match self {
+            Self::LocalTgz => {
+                let tgz = dir.with_extension("tgz");
+                let status = Command::new("tar")
+                    .arg("-czf")
+                    .arg(&tgz)
+                    .arg("-C")
+                    .arg(dir)
+                    .arg(".")
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                tgz.display().to_string()
+            }
+            Self::S3 { endpoint, bucket } => {
+                let out = s3_hooks()
+                    .arg("publish")
+                    .arg(dir)
+                    .args([
+                        "--to",
+                        &format!("s3://{bucket}/sample/"),
+                        "--s3-endpoint",
+                        endpoint,
+                    ])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            }
+        }
+    }
+}
+
+/// Test credentials for the local S3 server (it accepts any), no ambient AWS configuration.
+const S3_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+fn s3_hooks() -> Command {
+    let mut cmd = Command::new(hooks_bin());
+    cmd.env_remove("AWS_PROFILE").env_remove("AWS_ENDPOINT_URL");
+    cmd.envs(S3_ENV);
+    cmd
+}
+
+/// Stops the sample service of a root when the test ends, pass or fail.
+struct Service(PathBuf);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = Command::new(hooks_bin())
+            .args(["proc", "stop", "--timeout", "10", "--pidfile"])
+            .arg(self.0.join("shared/run/service.pid"))
+            .status();
+    }
+}
+
+fn json(root: &Path, command: &str) -> serde_json::Value {
+    let out = Command::new(hooks_bin())
+        .args([command, "--json", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hooks {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What a step must leave behind.
+struct Expect {
+    succeeded: bool,
+    /// (event, script) recorded as the failure.
+    failed: Option<(&'static str, &'static str)>,
+    /// Whether `/health` answers afterwards (from the step's own release).
+    serving: bool,
+}
+
+/// One scenario on one instance.
+struct Scenario {
+    instance: Instance,
+    root: PathBuf,
+    port: u16,
+    revisions: Revisions,
+    /// Every deployment so far: its id and the result it must keep.
+    done: Vec<(String, &'static str)>,
+}
+
+impl Scenario {
+    fn deploy(&mut self, location: &str, expect: Expect) -> String {
+        let run = self.instance.deploy(location, "tgz");
+        let id = run.id.clone();
+        self.check(&run, location, &expect);
+        self.done.push((
+            id.clone(),
+            if expect.succeeded {
+                "success"
+            } else {
+                "failed"
+            },
+        ));
+        id
+    }
+
+    fn check(&self, run: &AgentRun, location: &str, expect: &Expect) {
+        let id = &run.id;
+        let context = || {
+            format!(
+                "{}\n--- agent scripts.log\n{}",
+                run.text(),
+                self.instance.scripts_log(id)
+            )
+        };
+        assert_eq!(
+            run.succeeded(),
+            expect.succeeded,
+            "deployment {id}:\n{}",
+            context()
+        );
+
+        // History: one record per deployment in agent order; earlier ones keep their result.
+        let history = json(&self.root, "history");
+        let records = history.as_array().unwrap();
+        let ids: Vec<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        let mut expected_ids: Vec<&str> = self.done.iter().map(|(i, _)| i.as_str()).collect();
+        expected_ids.push(id);
+        assert_eq!(ids, expected_ids, "{}", context());
+        let last = records.last().unwrap();
+        let result = if expect.succeeded {
+            "success"
+        } else {
+            "failed"
+        };
+        assert_eq!(
+            last["result"],
+            result,
+            "history of {id}: {last:#}\n{}",
+            context()
+        );
+        let (event, script) = match expect.failed {
+            Some((e, s)) => (serde_json::json!(e), serde_json::json!(s)),
+            None => (serde_json::Value::Null, serde_json::Value::Null),
+        };
+        assert_eq!(
+            (&last["failed_event"], &last["failed_script"]),
+            (&event, &script),
+            "{last:#}"
+        );
+        // Item 3: the bundle column names this deployment's revision, not the previous one.
+        let bundle = last["bundle"].as_str().unwrap();
+        match &self.revisions {
+            Revisions::S3 { .. } => assert!(bundle.starts_with(location), "{bundle} vs {location}"),
+            Revisions::LocalTgz => {
+                let own = format!(
+                    "{}/{id}/deployment-archive",
+                    self.instance.deployment_group_id
+                );
+                assert!(
+                    bundle.contains(&own),
+                    "bundle of {id} is {bundle}, expected its own {own}"
+                );
+            }
+        }
+        // Item 1: earlier failures stay failures (not "interrupted").
+        for (record, (_, expected)) in records.iter().zip(&self.done) {
+            assert_eq!(record["result"], *expected, "{record:#}");
+        }
+
+        // Status: the last deployment and where current points.
+        let status = json(&self.root, "status");
+        assert_eq!(status["last"]["id"], id.as_str(), "{status:#}");
+        assert_eq!(status["last"]["result"], result, "{status:#}");
+        assert_eq!(status["current"], id.as_str(), "{status:#}");
+        let current = std::fs::read_link(self.root.join("current")).unwrap();
+        assert_eq!(current, Path::new("releases").join(id), "current");
+
+        // Item 2: `hooks logs ID` has the scripts' output and the failure reason.
+        let logs = Command::new(hooks_bin())
+            .args(["logs", id, "--root"])
+            .arg(&self.root)
+            .output()
+            .unwrap();
+        let logs = String::from_utf8_lossy(&logs.stdout);
+        if let Some((event, script)) = expect.failed {
+            assert!(
+                logs.contains(&format!(
+                    "{} refuses this release",
+                    script.rsplit('/').next().unwrap()
+                )) && logs.contains(event)
+                    && logs.contains("FAILED"),
+                "hooks logs {id} lacks the script's output or the failure:\n{logs}"
+            );
+        } else {
+            assert!(
+                logs.contains("answered after"),
+                "validate.sh's output:\n{logs}"
+            );
+        }
+
+        // The service: healthy and running from this deployment's release, or not answering.
+        let health = format!("http://127.0.0.1:{}/health", self.port);
+        if expect.serving {
+            let ok = Command::new(hooks_bin())
+                .args(["wait-for", &health, "--timeout", "10"])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "{health} does not answer after {id}");
+            self.assert_runs_from(id);
+        } else {
+            assert!(
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+                "something still listens on {} after {id}",
+                self.port
+            );
+        }
+    }
+
+    /// Item 4: the service's binary and its CONFIG_PATH are under `<root>/releases/<id>`, a path
+    /// that outlives the agent's deployment folder.
+    fn assert_runs_from(&self, id: &str) {
+        let pidfile = self.root.join("shared/run/service.pid");
+        // `hooks proc start` writes the pid on the first line (its start time on the next).
+        let text = std::fs::read_to_string(&pidfile).unwrap();
+        let pid = text.lines().next().unwrap_or_default().trim().to_owned();
+        let release = self.root.join("releases").join(id);
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .unwrap_or_else(|e| panic!("pid {pid:?} from {}: {e}", pidfile.display()));
+        assert_eq!(
+            exe,
+            release.join("bin/sample-service"),
+            "the service's binary"
+        );
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let config = environ
+            .split(|b| *b == 0)
+            .find_map(|v| v.strip_prefix(b"CONFIG_PATH="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .expect("the service has CONFIG_PATH");
+        assert_eq!(
+            Path::new(&config),
+            release.join("config/service.yml"),
+            "CONFIG_PATH must name the release, not the agent's deployment-archive"
+        );
+        assert!(Path::new(&config).is_file());
+    }
+}
+
+/// The whole scenario through `revisions`.
+fn scenario(revisions: Revisions) {
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bundle = sample_bundle(work.path(), port);
+    let root = work.path().join("root");
+    let _service = Service(root.clone());
+    let endpoint = match &revisions {
+        Revisions::S3 { endpoint, .. } => Some(endpoint.as_str()),
+        Revisions::LocalTgz => None,
+    };
+    // The agent keeps 2 deployment folders here (5 by default), so the test sees it delete
+    // the folders of revisions whose service may still run.
+    let mut instance = Instance::new(&work.path().join("instance"), endpoint, 2);
+    let defaults = work.path().join("default-hooks");
+    std::fs::write(&defaults, format!("HOOKS_ROOT={}\n", root.display())).unwrap();
+    // Item 5: the agent passes its whole environment to scripts. hooks' settings under the
+    // agent come from /etc/default/hooks (HOOKS_DEFAULTS here) only: these must be ignored.
+    let decoy = work.path().join("decoy-root");
+    let decoy_bin = work.path().join("decoy-hooks");
+    std::fs::write(&decoy_bin, "#!/bin/sh\necho decoy hooks ran >&2\nexit 99\n").unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&decoy_bin)
+        .status()
+        .unwrap();
+    instance.env = vec![
+        ("HOOKS_DEFAULTS".into(), defaults.display().to_string()),
+        ("HOOKS_ROOT".into(), decoy.display().to_string()),
+        ("HOOKS_BIN".into(), decoy_bin.display().to_string()),
+        ("HOOKS_ENGINE_PID".into(), "1".into()),
+    ];
+    if endpoint.is_some() {
+        instance
+            .env
+            .extend(S3_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    let r1 = revisions.publish(&variant(&bundle, work.path(), "r1", None));
+    let r2 = revisions.publish(&variant(&bundle, work.path(), "r2", None));
+    let r3 = revisions.publish(&variant(&bundle, work.path(), "r3", Some("validate.sh")));
+    let r4 = revisions.publish(&variant(&bundle, work.path(), "r4", Some("start.sh")));
+    let mut s = Scenario {
+        instance,
+        root: root.clone(),
+        port,
+        revisions,
+        done: Vec::new(),
+    };
+    let good = || Expect {
+        succeeded: true,
+        failed: None,
+        serving: true,
+    };
+    s.deploy(&r1, good());
+    s.deploy(&r2, good());
+    // The agent does not roll back: r3's service, started in ApplicationStart, keeps running.
+    s.deploy(
+        &r3,
+        Expect {
+            succeeded: false,
+            failed: Some(("ValidateService", "deploy/scripts/validate.sh")),
+            serving: true,
+        },
+    );
+    // ApplicationStop (from r3, the last installed revision) stopped r3's service.
+    s.deploy(
+        &r4,
+        Expect {
+            succeeded: false,
+            failed: Some(("ApplicationStart", "deploy/scripts/start.sh")),
+            serving: false,
+        },
+    );
+    let r5 = s.deploy(&r2, good());
+    // Each release once, the agent's deployment folders mostly gone, the service unaffected.
+    let release = s.root.join("releases").join(&r5);
+    assert_eq!(
+        std::fs::read_to_string(release.join("REVISION")).unwrap(),
+        "r2\n"
+    );
+    let first = &s.done[0].0;
+    assert!(
+        !s.instance.deployment_dir(first).exists(),
+        "the agent kept {first}'s folder; max_revisions did not apply"
+    );
+    assert!(!decoy.exists(), "the agent's HOOKS_ROOT was used");
+}
+
+#[test]
+fn sample_bundle_under_the_real_agent_from_local_tgz_files() {
+    scenario(Revisions::LocalTgz);
+}
+
+#[test]
+fn sample_bundle_under_the_real_agent_from_s3_revisions() {
+    // The agent downloads through its `:s3_endpoint_override:` from the test S3 server, which
+    // scripts/test starts (HOOKS_TEST_S3_ENDPOINT; the test fails and says how when missing).
+    scenario(Revisions::S3 {
+        endpoint: s3_support::endpoint(),
+        bucket: s3_support::bucket(),
+    });
+}
