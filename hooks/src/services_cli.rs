@@ -77,7 +77,8 @@ pub enum SystemdCommand {
     ///
     /// Example: hooks systemd render --appspec appspec.yml --root /srv/app
     Render(UnitArgs),
-    /// Write the units (crash-safe) and run `systemctl daemon-reload` (`--user` for user units).
+    /// Write the units (crash-safe), run `systemctl daemon-reload` and enable every instance
+    /// (`--user` for user units), so they start again after a reboot.
     ///
     /// Example: hooks systemd install --appspec /srv/app/current/appspec.yml
     Install {
@@ -103,10 +104,15 @@ pub enum SystemdCommand {
 /// Which appspec, and how units reach the program.
 #[derive(Args)]
 pub struct UnitArgs {
-    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml).
+    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml when
+    /// <root>/current exists, else <root>/appspec.yml).
     #[arg(long)]
     appspec: Option<PathBuf>,
-    /// Run the program through this link instead of <root>/current (e.g. <root>/bin for prod).
+    /// Run the program through this directory instead of <root>/current: the service's
+    /// command is relative to it. For `hooks promote`'s layout (`command: bin/prod`) that is
+    /// the root itself. A relative path is taken from the current directory.
+    ///
+    /// Example: --link /srv/app gives ExecStart=/srv/app/bin/prod
     #[arg(long)]
     link: Option<PathBuf>,
     /// User= of system units.
@@ -130,7 +136,13 @@ pub fn systemd(root: &Path, command: SystemdCommand) -> i32 {
         }
     };
     let options = UnitOptions {
-        link: units.link.clone().unwrap_or_else(|| root.join("current")),
+        // systemd refuses a relative WorkingDirectory= only when the unit starts, long after
+        // `install` said it was done.
+        link: units
+            .link
+            .as_ref()
+            .map(|l| std::path::absolute(l).unwrap_or_else(|_| l.clone()))
+            .unwrap_or_else(|| root.join("current")),
         shared: root.join("shared"),
         run_as: units.run_as.clone(),
     };
@@ -181,11 +193,25 @@ fn install(
         }
     }
     for user in reload {
-        systemd::Systemctl { user }.run(&["daemon-reload"])?;
-        println!(
-            "systemctl{} daemon-reload: done",
-            if user { " --user" } else { "" }
-        );
+        let mut systemctl = systemd::Systemctl { user };
+        let flag = if user { " --user" } else { "" };
+        systemctl.run(&["daemon-reload"])?;
+        println!("systemctl{flag} daemon-reload: done");
+        // Enabled instances start at boot (system units) or when the user manager starts
+        // (user units, at boot with lingering); unenabled ones stay down after a reboot.
+        let instances: Vec<String> = services
+            .iter()
+            .filter(|s| matches!(s.manager, Manager::Systemd { user: u } if u == user))
+            .flat_map(|s| {
+                s.instances
+                    .iter()
+                    .map(|i| format!("{}@{i}.service", s.name))
+            })
+            .collect();
+        let mut args = vec!["enable"];
+        args.extend(instances.iter().map(String::as_str));
+        systemctl.run(&args)?;
+        println!("systemctl{flag} enable {}: done", instances.join(" "));
     }
     Ok(())
 }
@@ -214,8 +240,7 @@ fn systemd_services(
     root: &Path,
     appspec_path: Option<&Path>,
 ) -> Result<Vec<ServiceConfig>, String> {
-    let path =
-        appspec_path.map_or_else(|| root.join("current").join("appspec.yml"), Path::to_owned);
+    let path = appspec_path.map_or_else(|| default_appspec(root), Path::to_owned);
     let loaded = appspec::load(&path).map_err(|e| e.to_string())?;
     let services: Vec<ServiceConfig> = loaded
         .spec
@@ -233,6 +258,18 @@ fn systemd_services(
     Ok(services)
 }
 
+/// Where every service command reads the appspec when `--appspec` is not given: the serving
+/// release's (`<root>/current/appspec.yml`) in a root that deployments fill, else
+/// `<root>/appspec.yml` (a root of `hooks promote` or `hooks swap`, which has no `current`).
+fn default_appspec(root: &Path) -> PathBuf {
+    let current = root.join("current");
+    if current.exists() {
+        current.join("appspec.yml")
+    } else {
+        root.join("appspec.yml")
+    }
+}
+
 /// `hooks promote COMMIT [--instances 1,2]`.
 #[derive(Args)]
 pub struct PromoteArgs {
@@ -241,8 +278,9 @@ pub struct PromoteArgs {
     /// Restart only these instances (comma-separated names), in this order of declaration.
     #[arg(long, value_delimiter = ',')]
     instances: Option<Vec<String>>,
-    /// The appspec declaring deploy.services (default: <root>/appspec.yml); commands are
-    /// relative to the root, e.g. `bin/prod`.
+    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml when
+    /// <root>/current exists, else <root>/appspec.yml); commands are relative to the root,
+    /// e.g. `bin/prod`.
     #[arg(long)]
     appspec: Option<PathBuf>,
 }
@@ -259,7 +297,8 @@ pub struct SwapArgs {
     /// Directory holding both (default: the root); commands in the appspec are relative to it.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// The appspec declaring deploy.services (default: <root>/appspec.yml).
+    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml when
+    /// <root>/current exists, else <root>/appspec.yml).
     #[arg(long)]
     appspec: Option<PathBuf>,
 }
@@ -295,6 +334,10 @@ pub fn promote(root: &Path, args: PromoteArgs) -> i32 {
         Ok(lock) => lock,
         Err(code) => return code,
     };
+    let build = promote::find_build(&root.join("binaries"), &args.commit)
+        .ok()
+        .and_then(|b| b.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let record = Recorder::start(&root, format!("promote {}", args.commit), build);
     let outcome = match services(&root, args.appspec.as_deref()) {
         Ok(services) => promote::promote(
             &services,
@@ -305,6 +348,7 @@ pub fn promote(root: &Path, args: PromoteArgs) -> i32 {
         ),
         Err(e) => Promotion::Invalid(e),
     };
+    record.finish(&outcome);
     finish("promote", &outcome)
 }
 
@@ -319,13 +363,79 @@ pub fn swap(root: &Path, args: SwapArgs) -> i32 {
         .dir
         .map(|d| std::path::absolute(&d).unwrap_or(d))
         .unwrap_or_else(|| root.clone());
+    let record = Recorder::start(
+        &root,
+        format!("swap {} -> {}", args.new, args.current),
+        Some(args.current.clone()),
+    );
     let outcome = match services(&root, args.appspec.as_deref()) {
         Ok(services) => promote::swap(&services, &root, &dir, &args.new, &args.current, &mut |n| {
             println!("{n}")
         }),
         Err(e) => Promotion::Invalid(e),
     };
+    record.finish(&outcome);
     finish("swap", &outcome)
+}
+
+/// The history records of one promotion or swap, so `hooks status` and `hooks history` show
+/// it like a deployment. A history that cannot be written is reported and does not stop the
+/// promotion: the services matter more than the record.
+struct Recorder {
+    history: hooks::release::history::History,
+    id: String,
+}
+
+impl Recorder {
+    fn start(root: &Path, what: String, target: Option<String>) -> Recorder {
+        use hooks::release::history::{self, History, Kind, Record};
+        let history = History::new(hooks::release::Layout::new(root).history_file());
+        let id = hooks::lifecycle::deploy::new_deployment_id();
+        let started = Record::Started {
+            id: id.clone(),
+            kind: Kind::Promote,
+            application: String::new(),
+            group: String::new(),
+            bundle: what,
+            user: hooks::lifecycle::deploy::current_user(),
+            pid: std::process::id(),
+            started_at: history::now(),
+            target,
+        };
+        if let Err(e) = history.append(&started) {
+            eprintln!(
+                "hooks: cannot write the history {}: {e}",
+                history.path().display()
+            );
+        }
+        Recorder { history, id }
+    }
+
+    fn finish(self, outcome: &Promotion) {
+        use hooks::release::history::{self, Record, Result};
+        let result = match outcome {
+            Promotion::Promoted(_) => Result::Success,
+            Promotion::RolledBack(_) => Result::Failed,
+            Promotion::RollbackFailed(_) => Result::FailedNotRestored,
+            Promotion::Invalid(_) => Result::Invalid,
+        };
+        let finished = Record::Finished {
+            id: self.id,
+            ended_at: history::now(),
+            result,
+            digest: None,
+            failed_event: None,
+            failed_script: None,
+            error: (result != Result::Success).then(|| outcome.message().to_owned()),
+            restored: None,
+        };
+        if let Err(e) = self.history.append(&finished) {
+            eprintln!(
+                "hooks: cannot write the history {}: {e}",
+                self.history.path().display()
+            );
+        }
+    }
 }
 
 fn finish(command: &str, outcome: &Promotion) -> i32 {
@@ -337,7 +447,7 @@ fn finish(command: &str, outcome: &Promotion) -> i32 {
 }
 
 fn services(root: &Path, appspec_path: Option<&Path>) -> Result<Vec<ServiceConfig>, String> {
-    let path = appspec_path.map_or_else(|| root.join("appspec.yml"), Path::to_owned);
+    let path = appspec_path.map_or_else(|| default_appspec(root), Path::to_owned);
     let loaded = appspec::load(&path).map_err(|e| e.to_string())?;
     if loaded.spec.deploy.services.is_empty() {
         return Err(format!("{} declares no deploy.services", path.display()));

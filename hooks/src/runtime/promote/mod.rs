@@ -168,6 +168,9 @@ pub fn promote(
         Ok(build) => build,
         Err(e) => return Promotion::Invalid(e),
     };
+    if let Err(e) = services::check_managers(services) {
+        return Promotion::Invalid(format!("{e}; nothing was changed"));
+    }
     let link = root.join("bin").join("prod");
     let name = build
         .file_name()
@@ -218,6 +221,9 @@ pub fn swap(
             "{} does not exist: nothing to swap in",
             new_path.display()
         ));
+    }
+    if let Err(e) = services::check_managers(services) {
+        return Promotion::Invalid(format!("{e}; nothing was changed"));
     }
     let had_current = current_path.is_file();
     if had_current {

@@ -81,7 +81,8 @@ pub fn render_unit(service: &ServiceConfig, options: &UnitOptions) -> String {
 }
 
 /// Sudoers lines letting `user` run exactly the systemctl commands `hooks` issues for these
-/// system units (restart, start, stop, is-active per instance, and daemon-reload).
+/// system units (restart, start, stop, reset-failed, enable per instance, and daemon-reload;
+/// queries such as `systemctl show` need no privilege).
 pub fn sudoers(services: &[ServiceConfig], user: &str, systemctl: &str) -> String {
     let mut commands = vec![format!("{systemctl} daemon-reload")];
     for service in services
@@ -90,7 +91,7 @@ pub fn sudoers(services: &[ServiceConfig], user: &str, systemctl: &str) -> Strin
     {
         for instance in &service.instances {
             let unit = format!("{}@{instance}.service", service.name);
-            for verb in ["restart", "start", "stop", "is-active --quiet"] {
+            for verb in ["restart", "start", "stop", "reset-failed", "enable"] {
                 commands.push(format!("{systemctl} {verb} {unit}"));
             }
         }
