@@ -188,3 +188,246 @@ fn tribist_system_units_deploy_restore_roll_back_and_come_back_after_a_reboot() 
     machine.reboot();
     assert_serving(&machine, "v1");
 }
+
+const XMATCH: &str = "/home/xmatch/app";
+const XPORTS: [u16; 2] = [8101, 8102];
+const GOOD1: &str = "main_abcd1111aaaa";
+const GOOD2: &str = "main_abcd2222bbbb";
+const BAD: &str = "main_dead3333cccc";
+const SHORT: &str = "main_beef4444dddd";
+
+/// Where `bin/prod` points.
+fn prod(machine: &Machine) -> String {
+    machine
+        .sh(&format!("readlink {XMATCH}/bin/prod"))
+        .stdout()
+        .trim()
+        .to_owned()
+}
+
+/// Both user instances running and answering.
+fn assert_user_serving(machine: &Machine) {
+    for (i, port) in XPORTS.iter().enumerate() {
+        machine.wait_state(
+            Some("xmatch"),
+            &format!("api@{}.service", i + 1),
+            "active",
+            "running",
+        );
+        assert_eq!(machine.version(*port), "x", "instance {}", i + 1);
+    }
+}
+
+/// The state of the user's manager (`user@UID.service`, a system unit).
+fn user_manager(machine: &Machine) -> String {
+    let uid = machine.sh("id -u xmatch").stdout().trim().to_owned();
+    format!("user@{uid}.service")
+}
+
+#[test]
+fn xmatch_user_units_promote_good_broken_ambiguous_and_unknown_commits() {
+    let machine = Machine::boot("xmatch");
+    machine
+        .sh("useradd -m -s /bin/sh xmatch && loginctl enable-linger xmatch")
+        .expect(0);
+    machine.wait_state(None, &user_manager(&machine), "active", "running");
+    let url = database(&machine, "/home/xmatch/db/x.sqlite", true, "xmatch");
+    machine
+        .sh(&format!(
+            "mkdir -p {XMATCH}/binaries && cp {SAMPLE} {XMATCH}/binaries/{GOOD1} && cp {SAMPLE} {XMATCH}/binaries/{GOOD2}"
+        ))
+        .expect(0);
+    machine.put(
+        &format!("{XMATCH}/binaries/{BAD}"),
+        "#!/bin/sh\necho 'cannot open database password=hunter2' >&2\nexit 1\n",
+        "0755",
+        "xmatch",
+    );
+    machine.put(
+        &format!("{XMATCH}/binaries/{SHORT}"),
+        "#!/bin/sh\nsleep 0.2\nexit 1\n",
+        "0755",
+        "xmatch",
+    );
+    for (i, port) in XPORTS.iter().enumerate() {
+        machine.put(
+            &format!("{XMATCH}/config/instance-{}.yml", i + 1),
+            &sample_config(*port, &url, "x"),
+            "0644",
+            "xmatch",
+        );
+    }
+    let appspec = format!(
+        "version: 0.0\nos: linux\ndeploy:\n  services:\n    - name: api\n      command: bin/prod\n      instances: 2\n      config_path: config/instance-%i.yml\n      listen: 127.0.0.1:{}\n      health: {{path: /health, interval: 100ms, deadline: 6s}}\n      drain: 5s\n      manager: systemd\n      scope: user\n",
+        XPORTS[0]
+    );
+    machine.put(&format!("{XMATCH}/appspec.yml"), &appspec, "0644", "xmatch");
+    let no_health: String = appspec
+        .lines()
+        .filter(|l| !l.contains("health:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    machine.put(
+        &format!("{XMATCH}/appspec-no-health.yml"),
+        &no_health,
+        "0644",
+        "xmatch",
+    );
+    machine
+        .sh(&format!("chown -R xmatch:xmatch {XMATCH}"))
+        .expect(0);
+
+    // Without --appspec, install reads <root>/appspec.yml like promote does (item 7).
+    machine
+        .login(
+            "xmatch",
+            &format!("hooks systemd install --root {XMATCH} --link {XMATCH}"),
+        )
+        .expect(0);
+    let enabled = machine.as_user(
+        "xmatch",
+        "systemctl --user is-enabled api@1.service api@2.service",
+    );
+    assert_eq!(
+        enabled.stdout(),
+        "enabled\nenabled\n",
+        "{}",
+        enabled.stderr()
+    );
+
+    let promote =
+        |commit: &str| machine.login("xmatch", &format!("hooks promote --root {XMATCH} {commit}"));
+    promote("abcd1111").expect(0);
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
+    assert_user_serving(&machine);
+
+    let ambiguous = promote("abcd");
+    ambiguous.expect(3);
+    assert!(
+        ambiguous.stderr().contains(GOOD1) && ambiguous.stderr().contains(GOOD2),
+        "{}",
+        ambiguous.stderr()
+    );
+    let unknown = promote("ffff9999");
+    unknown.expect(3);
+    assert!(
+        unknown.stderr().contains("no build"),
+        "{}",
+        unknown.stderr()
+    );
+    let locked = machine.login(
+        "xmatch",
+        &format!("flock {XMATCH}/lock hooks promote --root {XMATCH} abcd2222"),
+    );
+    locked.expect(4);
+    assert_eq!(
+        prod(&machine),
+        format!("../binaries/{GOOD1}"),
+        "refusals change nothing"
+    );
+
+    // A crash loop of 5 starts within the deadline, from a quiet start limit: switched back
+    // (items 1, 2), with the build's own words from the user journal (item 4).
+    machine
+        .as_user(
+            "xmatch",
+            "systemctl --user reset-failed api@1.service api@2.service",
+        )
+        .expect(0);
+    let broken = promote("dead3333");
+    broken.expect(1);
+    let stderr = broken.stderr();
+    assert!(
+        stderr.contains("api@1") && stderr.contains("password=[REDACTED]"),
+        "the journal lines are missing:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("No entries") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
+    assert_user_serving(&machine);
+    // A good build right after the crashing one is not refused by the start limit (item 2).
+    promote("abcd2222").expect(0);
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD2}"));
+    assert_user_serving(&machine);
+
+    // No health check: a build that exits after 0.2 s is not promoted (item 3).
+    machine
+        .login(
+            "xmatch",
+            &format!(
+                "hooks promote --root {XMATCH} --appspec {XMATCH}/appspec-no-health.yml beef4444"
+            ),
+        )
+        .expect(1);
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD2}"));
+    assert_user_serving(&machine);
+
+    // Promotions are in the history and `hooks status` (item 7).
+    let history = machine.login("xmatch", &format!("hooks history --root {XMATCH} --json"));
+    history.expect(0);
+    let records: Vec<serde_json::Value> = serde_json::from_str(&history.stdout()).unwrap();
+    let promotions: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r["kind"] == "promote")
+        .map(|r| {
+            (
+                r["bundle"].as_str().unwrap_or(""),
+                r["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        promotions.contains(&("promote abcd2222", "success"))
+            && promotions.contains(&("promote dead3333", "failed")),
+        "{promotions:?}"
+    );
+    let status = machine.login("xmatch", &format!("hooks status --root {XMATCH}"));
+    assert!(
+        status.stdout().contains(&format!("current:  {GOOD2}")),
+        "{}",
+        status.stdout()
+    );
+
+    // Outside a login session (sudo -u, cron: no XDG_RUNTIME_DIR) with lingering: works
+    // (item 6).
+    machine
+        .sh(&format!(
+            "cd / && runuser -u xmatch -- env -u XDG_RUNTIME_DIR hooks promote --root {XMATCH} abcd1111"
+        ))
+        .expect(0);
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
+    assert_user_serving(&machine);
+
+    // The previous build gone: nothing can come back, exit 2.
+    machine
+        .sh(&format!("mv {XMATCH}/binaries/{GOOD1} /home/xmatch/kept"))
+        .expect(0);
+    promote("dead3333").expect(2);
+    machine
+        .sh(&format!("mv /home/xmatch/kept {XMATCH}/binaries/{GOOD1}"))
+        .expect(0);
+    promote("abcd1111").expect(0);
+    assert_user_serving(&machine);
+
+    // No user manager (no lingering, no session): refused before anything changes (item 6).
+    machine.sh("loginctl disable-linger xmatch").expect(0);
+    machine.wait_state(None, &user_manager(&machine), "inactive", "dead");
+    let unreachable = machine.sh(&format!(
+        "cd / && runuser -u xmatch -- env -u XDG_RUNTIME_DIR hooks promote --root {XMATCH} abcd2222"
+    ));
+    unreachable.expect(3);
+    assert!(
+        unreachable.stderr().contains("enable-linger"),
+        "{}",
+        unreachable.stderr()
+    );
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
+
+    // Lingering again and a reboot: the enabled user units start with the user's manager.
+    machine.sh("loginctl enable-linger xmatch").expect(0);
+    machine.reboot();
+    machine.wait_state(None, &user_manager(&machine), "active", "running");
+    assert_user_serving(&machine);
+}
