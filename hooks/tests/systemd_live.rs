@@ -431,3 +431,92 @@ fn xmatch_user_units_promote_good_broken_ambiguous_and_unknown_commits() {
     machine.wait_state(None, &user_manager(&machine), "active", "running");
     assert_user_serving(&machine);
 }
+
+const TSOSI: &str = "/srv/tsosi";
+const TPORTS: [u16; 2] = [8201, 8202];
+
+/// Runs SCRIPT as the unprivileged `deployer`, outside a login session.
+fn as_deployer(machine: &Machine, script: &str) -> common::Run {
+    machine.sh(&format!("cd / && runuser -u deployer -- {script}"))
+}
+
+#[test]
+fn tsosi_deploy_user_swaps_builds_through_sudo_with_the_rendered_sudoers_lines() {
+    let machine = Machine::boot("tsosi");
+    machine.sh("useradd -m -s /bin/sh deployer").expect(0);
+    let url = database(&machine, "/srv/db/tsosi.sqlite", true, "deployer");
+    for (i, port) in TPORTS.iter().enumerate() {
+        machine.put(
+            &format!("{TSOSI}/config/instance-{}.yml", i + 1),
+            &sample_config(*port, &url, "t"),
+            "0644",
+            "deployer",
+        );
+    }
+    machine.put(
+        &format!("{TSOSI}/appspec.yml"),
+        &format!(
+            "version: 0.0\nos: linux\ndeploy:\n  services:\n    - name: web\n      command: server\n      instances: 2\n      config_path: config/instance-%i.yml\n      listen: 127.0.0.1:{}\n      health: {{path: /health, interval: 100ms, deadline: 10s}}\n      drain: 5s\n      manager: systemd\n",
+            TPORTS[0]
+        ),
+        "0644",
+        "deployer",
+    );
+    machine
+        .sh(&format!(
+            "cp {SAMPLE} {TSOSI}/server_new && chown -R deployer:deployer {TSOSI}"
+        ))
+        .expect(0);
+
+    // Root installs the units and the sudoers file once; visudo accepts it.
+    machine
+        .sh(&format!(
+            "{HOOKS} systemd install --root {TSOSI} --link {TSOSI} --run-as deployer"
+        ))
+        .expect(0);
+    machine
+        .sh(&format!(
+            "{HOOKS} systemd sudoers --root {TSOSI} --user deployer > /etc/sudoers.d/hooks-deployer && chmod 0440 /etc/sudoers.d/hooks-deployer"
+        ))
+        .expect(0);
+    let visudo = machine.sh("visudo -cf /etc/sudoers.d/hooks-deployer");
+    visudo.expect(0);
+
+    // The deploy user swaps a build in and its instances run as that user.
+    let swap = format!("{HOOKS} swap --root {TSOSI} --new server_new --current server");
+    as_deployer(&machine, &swap).expect(0);
+    for (i, port) in TPORTS.iter().enumerate() {
+        let unit = format!("web@{}.service", i + 1);
+        machine.wait_state(None, &unit, "active", "running");
+        assert_eq!(machine.version(*port), "t");
+        let owner = machine.sh(&format!(
+            "ps -o user= -p $(systemctl show -p MainPID --value {unit})"
+        ));
+        assert_eq!(owner.stdout().trim(), "deployer", "{unit}");
+    }
+
+    // Only the listed commands: anything else through sudo is refused.
+    as_deployer(&machine, "sudo -n systemctl restart dbus.service").expect(1);
+    as_deployer(&machine, "sudo -n systemctl stop systemd-journald.service").expect(1);
+
+    // A crashing server_new: the previous server is back and serving.
+    let size = machine.sh(&format!("stat -c %s {TSOSI}/server")).stdout();
+    machine.put(
+        &format!("{TSOSI}/server_new"),
+        "#!/bin/sh\necho 'web: cannot bind' >&2\nexit 1\n",
+        "0755",
+        "deployer",
+    );
+    let failed = as_deployer(&machine, &swap);
+    failed.expect(1);
+    assert!(failed.stderr().contains("web@1"), "{}", failed.stderr());
+    assert_eq!(
+        machine.sh(&format!("stat -c %s {TSOSI}/server")).stdout(),
+        size,
+        "the previous server is back"
+    );
+    for (i, port) in TPORTS.iter().enumerate() {
+        machine.wait_state(None, &format!("web@{}.service", i + 1), "active", "running");
+        assert_eq!(machine.version(*port), "t");
+    }
+}
