@@ -88,6 +88,9 @@ pub enum SystemdCommand {
         /// no daemon-reload then.
         #[arg(long)]
         unit_dir: Option<PathBuf>,
+        /// Where the logrotate snippets of services with `logs.files` go (`hooks-NAME`).
+        #[arg(long, default_value = "/etc/logrotate.d")]
+        logrotate_dir: PathBuf,
     },
     /// Print sudoers lines allowing USER exactly the systemctl commands hooks runs.
     ///
@@ -164,7 +167,11 @@ pub fn systemd(root: &Path, command: SystemdCommand) -> i32 {
             );
             0
         }
-        SystemdCommand::Install { unit_dir, .. } => match install(&services, &options, unit_dir) {
+        SystemdCommand::Install {
+            unit_dir,
+            logrotate_dir,
+            ..
+        } => match install(&services, &options, unit_dir, &logrotate_dir) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("hooks systemd install: {e}");
@@ -178,6 +185,7 @@ fn install(
     services: &[ServiceConfig],
     options: &UnitOptions,
     unit_dir: Option<PathBuf>,
+    logrotate_dir: &Path,
 ) -> Result<(), String> {
     let mut reload = Vec::new();
     for service in services {
@@ -188,6 +196,21 @@ fn install(
         let path = dir.join(systemd::unit_file_name(service));
         write_atomic(&path, &systemd::render_unit(service, options))?;
         println!("wrote {}", path.display());
+        // A user unit's files belong to the user running install; a system unit's to its
+        // User= (root when none).
+        let owner = match user {
+            true => id(&["-un"]),
+            false => options.run_as.clone(),
+        };
+        let group = owner.as_deref().and_then(|o| id(&["-gn", o]));
+        let pair = owner.as_deref().zip(group.as_deref());
+        if let Some(snippet) = systemd::render_logrotate(service, options, pair) {
+            std::fs::create_dir_all(logrotate_dir)
+                .map_err(|e| format!("cannot create {}: {e}", logrotate_dir.display()))?;
+            let path = logrotate_dir.join(systemd::logrotate_file_name(service));
+            write_atomic(&path, &snippet)?;
+            println!("wrote {}", path.display());
+        }
         if unit_dir.is_none() && !reload.contains(&user) {
             reload.push(user);
         }
@@ -214,6 +237,13 @@ fn install(
         println!("systemctl{flag} enable {}: done", instances.join(" "));
     }
     Ok(())
+}
+
+/// `id ARGS` (a user's name or primary group), `None` when it fails.
+fn id(args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new("id").args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !text.is_empty()).then_some(text)
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {

@@ -456,7 +456,7 @@ fn tsosi_deploy_user_swaps_builds_through_sudo_with_the_rendered_sudoers_lines()
     machine.put(
         &format!("{TSOSI}/appspec.yml"),
         &format!(
-            "version: 0.0\nos: linux\ndeploy:\n  services:\n    - name: web\n      command: server\n      instances: 2\n      config_path: config/instance-%i.yml\n      listen: 127.0.0.1:{}\n      health: {{path: /health, interval: 100ms, deadline: 10s}}\n      drain: 5s\n      manager: systemd\n",
+            "version: 0.0\nos: linux\ndeploy:\n  services:\n    - name: web\n      command: server\n      instances: 2\n      config_path: config/instance-%i.yml\n      listen: 127.0.0.1:{}\n      health: {{path: /health, interval: 100ms, deadline: 10s}}\n      drain: 5s\n      manager: systemd\n      logs: {{max_size: 1K, keep: 3, files: [log/web.log]}}\n",
             TPORTS[0]
         ),
         "0644",
@@ -481,6 +481,44 @@ fn tsosi_deploy_user_swaps_builds_through_sudo_with_the_rendered_sudoers_lines()
         .expect(0);
     let visudo = machine.sh("visudo -cf /etc/sudoers.d/hooks-deployer");
     visudo.expect(0);
+
+    // The logrotate side: a file the program writes itself, past its max_size, is copied
+    // and truncated (the program keeps its descriptor), as the deploy user.
+    let snippet = machine.sh("cat /etc/logrotate.d/hooks-web").stdout();
+    assert!(
+        snippet.contains(&format!("{TSOSI}/shared/log/web.log {{"))
+            && snippet.contains("copytruncate")
+            && snippet.contains("su deployer deployer"),
+        "{snippet}"
+    );
+    machine.put(
+        &format!("{TSOSI}/shared/log/web.log"),
+        &"a line the web server wrote\n".repeat(100),
+        "0644",
+        "deployer",
+    );
+    machine
+        .sh(&format!("chown deployer:deployer {TSOSI}/shared/log"))
+        .expect(0);
+    let debug = machine.sh("logrotate --debug /etc/logrotate.d/hooks-web 2>&1");
+    debug.expect(0);
+    assert!(
+        debug.stdout().contains("log needs rotating"),
+        "{}",
+        debug.stdout()
+    );
+    machine
+        .sh("logrotate -s /var/lib/logrotate/hooks-test.status /etc/logrotate.d/hooks-web")
+        .expect(0);
+    let rotated = machine.sh(&format!(
+        "stat -c '%s %U' {TSOSI}/shared/log/web.log && zcat {TSOSI}/shared/log/web.log.1.gz | wc -l"
+    ));
+    assert_eq!(
+        rotated.stdout(),
+        "0 deployer\n100\n",
+        "{}",
+        rotated.stderr()
+    );
 
     // The deploy user swaps a build in and its instances run as that user.
     let swap = format!("{HOOKS} swap --root {TSOSI} --new server_new --current server");

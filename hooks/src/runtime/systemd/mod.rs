@@ -7,7 +7,10 @@
 
 mod units;
 
-pub use units::{UnitOptions, render_unit, sudoers, unit_dir, unit_file_name};
+pub use units::{
+    UnitOptions, logrotate_file_name, render_logrotate, render_unit, sudoers, unit_dir,
+    unit_file_name,
+};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
