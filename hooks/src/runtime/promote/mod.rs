@@ -3,7 +3,8 @@
 //! `server_new` put in place of `server`). Both switch one path atomically, roll the
 //! instances one after the other, and on the first failure switch back and restart every
 //! instance. Exit codes: 0 promoted, 1 failed and the previous build serves again, 2 failed
-//! and the previous build could not be restarted, 3 invalid input (nothing changed).
+//! and the previous build could not be restarted, 3 invalid input or an unreachable
+//! systemd manager (nothing changed).
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,8 @@ pub enum Promotion {
     RolledBack(String),
     /// Exit 2: the new build failed and the previous one did not come back.
     RollbackFailed(String),
-    /// Exit 3: nothing changed (no or several matching builds, unreadable appspec).
+    /// Exit 3: nothing changed (no or several matching builds, unreadable appspec, a
+    /// systemd manager out of reach).
     Invalid(String),
 }
 
