@@ -347,7 +347,6 @@ fn xmatch_user_units_promote_good_broken_ambiguous_and_unknown_commits() {
     );
     assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
     assert_user_serving(&machine);
-    // A good build right after the crashing one is not refused by the start limit (item 2).
     promote("abcd2222").expect(0);
     assert_eq!(prod(&machine), format!("../binaries/{GOOD2}"));
     assert_user_serving(&machine);
@@ -362,6 +361,11 @@ fn xmatch_user_units_promote_good_broken_ambiguous_and_unknown_commits() {
         )
         .expect(1);
     assert_eq!(prod(&machine), format!("../binaries/{GOOD2}"));
+    assert_user_serving(&machine);
+    // A good build a few seconds after that crashing one: the start limit the crash loop
+    // left must not refuse it and point bin/prod back at the crashing build (item 2).
+    promote("abcd1111").expect(0);
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
     assert_user_serving(&machine);
 
     // Promotions are in the history and `hooks status` (item 7).
@@ -379,13 +383,13 @@ fn xmatch_user_units_promote_good_broken_ambiguous_and_unknown_commits() {
         })
         .collect();
     assert!(
-        promotions.contains(&("promote abcd2222", "success"))
+        promotions.contains(&("promote abcd1111", "success"))
             && promotions.contains(&("promote dead3333", "failed")),
         "{promotions:?}"
     );
     let status = machine.login("xmatch", &format!("hooks status --root {XMATCH}"));
     assert!(
-        status.stdout().contains(&format!("current:  {GOOD2}")),
+        status.stdout().contains(&format!("current:  {GOOD1}")),
         "{}",
         status.stdout()
     );
@@ -394,28 +398,28 @@ fn xmatch_user_units_promote_good_broken_ambiguous_and_unknown_commits() {
     // (item 6).
     machine
         .sh(&format!(
-            "cd / && runuser -u xmatch -- env -u XDG_RUNTIME_DIR hooks promote --root {XMATCH} abcd1111"
+            "cd / && runuser -u xmatch -- env -u XDG_RUNTIME_DIR hooks promote --root {XMATCH} abcd2222"
         ))
         .expect(0);
-    assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD2}"));
     assert_user_serving(&machine);
 
     // The previous build gone: nothing can come back, exit 2.
     machine
-        .sh(&format!("mv {XMATCH}/binaries/{GOOD1} /home/xmatch/kept"))
+        .sh(&format!("mv {XMATCH}/binaries/{GOOD2} /home/xmatch/kept"))
         .expect(0);
     promote("dead3333").expect(2);
     machine
-        .sh(&format!("mv /home/xmatch/kept {XMATCH}/binaries/{GOOD1}"))
+        .sh(&format!("mv /home/xmatch/kept {XMATCH}/binaries/{GOOD2}"))
         .expect(0);
-    promote("abcd1111").expect(0);
+    promote("abcd2222").expect(0);
     assert_user_serving(&machine);
 
     // No user manager (no lingering, no session): refused before anything changes (item 6).
     machine.sh("loginctl disable-linger xmatch").expect(0);
     machine.wait_state(None, &user_manager(&machine), "inactive", "dead");
     let unreachable = machine.sh(&format!(
-        "cd / && runuser -u xmatch -- env -u XDG_RUNTIME_DIR hooks promote --root {XMATCH} abcd2222"
+        "cd / && runuser -u xmatch -- env -u XDG_RUNTIME_DIR hooks promote --root {XMATCH} abcd1111"
     ));
     unreachable.expect(3);
     assert!(
@@ -423,7 +427,7 @@ fn xmatch_user_units_promote_good_broken_ambiguous_and_unknown_commits() {
         "{}",
         unreachable.stderr()
     );
-    assert_eq!(prod(&machine), format!("../binaries/{GOOD1}"));
+    assert_eq!(prod(&machine), format!("../binaries/{GOOD2}"));
 
     // Lingering again and a reboot: the enabled user units start with the user's manager.
     machine.sh("loginctl enable-linger xmatch").expect(0);
