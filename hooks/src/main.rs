@@ -161,7 +161,8 @@ enum Command {
     /// Point <root>/bin/prod at the one build in <root>/binaries/ whose name holds COMMIT,
     /// restart the instances one after the other with a health check after each, and on the
     /// first failure point it back and restart every instance. Exit 0 promoted, 1 rolled
-    /// back, 2 rollback failed, 3 no or several matching builds (candidates listed), 4 a
+    /// back, 2 rollback failed, 3 nothing changed: no or several matching builds
+    /// (candidates listed), or a systemd manager the services need does not answer; 4 a
     /// deployment holds the lock.
     ///
     /// Example: hooks promote 1a2b3c4 --instances 1,2 --root /srv/app

@@ -137,7 +137,16 @@ pub fn status(root: &Path, json: bool) -> i32 {
         Ok(all) => all,
         Err(code) => return code,
     };
-    let current = layout.current_release();
+    // A root served through `hooks promote`/`swap` has no `current` link: its current build
+    // is the target of the last successful promotion.
+    let current = layout.current_release().or_else(|| {
+        all.iter()
+            .rev()
+            .find(|d| {
+                d.kind == history::Kind::Promote && d.result == Some(history::Result::Success)
+            })
+            .and_then(|d| d.target.clone())
+    });
     let previous = all
         .iter()
         .rev()

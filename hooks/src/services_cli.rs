@@ -77,7 +77,8 @@ pub enum SystemdCommand {
     ///
     /// Example: hooks systemd render --appspec appspec.yml --root /srv/app
     Render(UnitArgs),
-    /// Write the units (crash-safe) and run `systemctl daemon-reload` (`--user` for user units).
+    /// Write the units (crash-safe), run `systemctl daemon-reload` and enable every instance
+    /// (`--user` for user units), so they start again after a reboot.
     ///
     /// Example: hooks systemd install --appspec /srv/app/current/appspec.yml
     Install {
@@ -87,6 +88,9 @@ pub enum SystemdCommand {
         /// no daemon-reload then.
         #[arg(long)]
         unit_dir: Option<PathBuf>,
+        /// Where the logrotate snippets of services with `logs.files` go (`hooks-NAME`).
+        #[arg(long, default_value = "/etc/logrotate.d")]
+        logrotate_dir: PathBuf,
     },
     /// Print sudoers lines allowing USER exactly the systemctl commands hooks runs.
     ///
@@ -103,10 +107,15 @@ pub enum SystemdCommand {
 /// Which appspec, and how units reach the program.
 #[derive(Args)]
 pub struct UnitArgs {
-    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml).
+    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml when
+    /// <root>/current exists, else <root>/appspec.yml).
     #[arg(long)]
     appspec: Option<PathBuf>,
-    /// Run the program through this link instead of <root>/current (e.g. <root>/bin for prod).
+    /// Run the program through this directory instead of <root>/current: the service's
+    /// command is relative to it. For `hooks promote`'s layout (`command: bin/prod`) that is
+    /// the root itself. A relative path is taken from the current directory.
+    ///
+    /// Example: --link /srv/app gives ExecStart=/srv/app/bin/prod
     #[arg(long)]
     link: Option<PathBuf>,
     /// User= of system units.
@@ -130,7 +139,13 @@ pub fn systemd(root: &Path, command: SystemdCommand) -> i32 {
         }
     };
     let options = UnitOptions {
-        link: units.link.clone().unwrap_or_else(|| root.join("current")),
+        // systemd refuses a relative WorkingDirectory= only when the unit starts, long after
+        // `install` said it was done.
+        link: units
+            .link
+            .as_ref()
+            .map(|l| std::path::absolute(l).unwrap_or_else(|_| l.clone()))
+            .unwrap_or_else(|| root.join("current")),
         shared: root.join("shared"),
         run_as: units.run_as.clone(),
     };
@@ -152,7 +167,11 @@ pub fn systemd(root: &Path, command: SystemdCommand) -> i32 {
             );
             0
         }
-        SystemdCommand::Install { unit_dir, .. } => match install(&services, &options, unit_dir) {
+        SystemdCommand::Install {
+            unit_dir,
+            logrotate_dir,
+            ..
+        } => match install(&services, &options, unit_dir, &logrotate_dir) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("hooks systemd install: {e}");
@@ -166,6 +185,7 @@ fn install(
     services: &[ServiceConfig],
     options: &UnitOptions,
     unit_dir: Option<PathBuf>,
+    logrotate_dir: &Path,
 ) -> Result<(), String> {
     let mut reload = Vec::new();
     for service in services {
@@ -176,18 +196,54 @@ fn install(
         let path = dir.join(systemd::unit_file_name(service));
         write_atomic(&path, &systemd::render_unit(service, options))?;
         println!("wrote {}", path.display());
+        // A user unit's files belong to the user running install; a system unit's to its
+        // User= (root when none).
+        let owner = match user {
+            true => id(&["-un"]),
+            false => options.run_as.clone(),
+        };
+        let group = owner.as_deref().and_then(|o| id(&["-gn", o]));
+        let pair = owner.as_deref().zip(group.as_deref());
+        if let Some(snippet) = systemd::render_logrotate(service, options, pair) {
+            std::fs::create_dir_all(logrotate_dir)
+                .map_err(|e| format!("cannot create {}: {e}", logrotate_dir.display()))?;
+            let path = logrotate_dir.join(systemd::logrotate_file_name(service));
+            write_atomic(&path, &snippet)?;
+            println!("wrote {}", path.display());
+        }
         if unit_dir.is_none() && !reload.contains(&user) {
             reload.push(user);
         }
     }
     for user in reload {
-        systemd::Systemctl { user }.run(&["daemon-reload"])?;
-        println!(
-            "systemctl{} daemon-reload: done",
-            if user { " --user" } else { "" }
-        );
+        let mut systemctl = systemd::Systemctl { user };
+        let flag = if user { " --user" } else { "" };
+        systemctl.run(&["daemon-reload"])?;
+        println!("systemctl{flag} daemon-reload: done");
+        // Enabled instances start at boot (system units) or when the user manager starts
+        // (user units, at boot with lingering); unenabled ones stay down after a reboot.
+        let instances: Vec<String> = services
+            .iter()
+            .filter(|s| matches!(s.manager, Manager::Systemd { user: u } if u == user))
+            .flat_map(|s| {
+                s.instances
+                    .iter()
+                    .map(|i| format!("{}@{i}.service", s.name))
+            })
+            .collect();
+        let mut args = vec!["enable"];
+        args.extend(instances.iter().map(String::as_str));
+        systemctl.run(&args)?;
+        println!("systemctl{flag} enable {}: done", instances.join(" "));
     }
     Ok(())
+}
+
+/// `id ARGS` (a user's name or primary group), `None` when it fails.
+fn id(args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new("id").args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !text.is_empty()).then_some(text)
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
@@ -214,8 +270,7 @@ fn systemd_services(
     root: &Path,
     appspec_path: Option<&Path>,
 ) -> Result<Vec<ServiceConfig>, String> {
-    let path =
-        appspec_path.map_or_else(|| root.join("current").join("appspec.yml"), Path::to_owned);
+    let path = appspec_path.map_or_else(|| default_appspec(root), Path::to_owned);
     let loaded = appspec::load(&path).map_err(|e| e.to_string())?;
     let services: Vec<ServiceConfig> = loaded
         .spec
@@ -233,6 +288,18 @@ fn systemd_services(
     Ok(services)
 }
 
+/// Where every service command reads the appspec when `--appspec` is not given: the serving
+/// release's (`<root>/current/appspec.yml`) in a root that deployments fill, else
+/// `<root>/appspec.yml` (a root of `hooks promote` or `hooks swap`, which has no `current`).
+fn default_appspec(root: &Path) -> PathBuf {
+    let current = root.join("current");
+    if current.exists() {
+        current.join("appspec.yml")
+    } else {
+        root.join("appspec.yml")
+    }
+}
+
 /// `hooks promote COMMIT [--instances 1,2]`.
 #[derive(Args)]
 pub struct PromoteArgs {
@@ -241,8 +308,9 @@ pub struct PromoteArgs {
     /// Restart only these instances (comma-separated names), in this order of declaration.
     #[arg(long, value_delimiter = ',')]
     instances: Option<Vec<String>>,
-    /// The appspec declaring deploy.services (default: <root>/appspec.yml); commands are
-    /// relative to the root, e.g. `bin/prod`.
+    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml when
+    /// <root>/current exists, else <root>/appspec.yml); commands are relative to the root,
+    /// e.g. `bin/prod`.
     #[arg(long)]
     appspec: Option<PathBuf>,
 }
@@ -259,7 +327,8 @@ pub struct SwapArgs {
     /// Directory holding both (default: the root); commands in the appspec are relative to it.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// The appspec declaring deploy.services (default: <root>/appspec.yml).
+    /// The appspec declaring deploy.services (default: <root>/current/appspec.yml when
+    /// <root>/current exists, else <root>/appspec.yml).
     #[arg(long)]
     appspec: Option<PathBuf>,
 }
@@ -295,6 +364,10 @@ pub fn promote(root: &Path, args: PromoteArgs) -> i32 {
         Ok(lock) => lock,
         Err(code) => return code,
     };
+    let build = promote::find_build(&root.join("binaries"), &args.commit)
+        .ok()
+        .and_then(|b| b.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let record = Recorder::start(&root, format!("promote {}", args.commit), build);
     let outcome = match services(&root, args.appspec.as_deref()) {
         Ok(services) => promote::promote(
             &services,
@@ -305,6 +378,7 @@ pub fn promote(root: &Path, args: PromoteArgs) -> i32 {
         ),
         Err(e) => Promotion::Invalid(e),
     };
+    record.finish(&outcome);
     finish("promote", &outcome)
 }
 
@@ -319,13 +393,79 @@ pub fn swap(root: &Path, args: SwapArgs) -> i32 {
         .dir
         .map(|d| std::path::absolute(&d).unwrap_or(d))
         .unwrap_or_else(|| root.clone());
+    let record = Recorder::start(
+        &root,
+        format!("swap {} -> {}", args.new, args.current),
+        Some(args.current.clone()),
+    );
     let outcome = match services(&root, args.appspec.as_deref()) {
         Ok(services) => promote::swap(&services, &root, &dir, &args.new, &args.current, &mut |n| {
             println!("{n}")
         }),
         Err(e) => Promotion::Invalid(e),
     };
+    record.finish(&outcome);
     finish("swap", &outcome)
+}
+
+/// The history records of one promotion or swap, so `hooks status` and `hooks history` show
+/// it like a deployment. A history that cannot be written is reported and does not stop the
+/// promotion: the services matter more than the record.
+struct Recorder {
+    history: hooks::release::history::History,
+    id: String,
+}
+
+impl Recorder {
+    fn start(root: &Path, what: String, target: Option<String>) -> Recorder {
+        use hooks::release::history::{self, History, Kind, Record};
+        let history = History::new(hooks::release::Layout::new(root).history_file());
+        let id = hooks::lifecycle::deploy::new_deployment_id();
+        let started = Record::Started {
+            id: id.clone(),
+            kind: Kind::Promote,
+            application: String::new(),
+            group: String::new(),
+            bundle: what,
+            user: hooks::lifecycle::deploy::current_user(),
+            pid: std::process::id(),
+            started_at: history::now(),
+            target,
+        };
+        if let Err(e) = history.append(&started) {
+            eprintln!(
+                "hooks: cannot write the history {}: {e}",
+                history.path().display()
+            );
+        }
+        Recorder { history, id }
+    }
+
+    fn finish(self, outcome: &Promotion) {
+        use hooks::release::history::{self, Record, Result};
+        let result = match outcome {
+            Promotion::Promoted(_) => Result::Success,
+            Promotion::RolledBack(_) => Result::Failed,
+            Promotion::RollbackFailed(_) => Result::FailedNotRestored,
+            Promotion::Invalid(_) => Result::Invalid,
+        };
+        let finished = Record::Finished {
+            id: self.id,
+            ended_at: history::now(),
+            result,
+            digest: None,
+            failed_event: None,
+            failed_script: None,
+            error: (result != Result::Success).then(|| outcome.message().to_owned()),
+            restored: None,
+        };
+        if let Err(e) = self.history.append(&finished) {
+            eprintln!(
+                "hooks: cannot write the history {}: {e}",
+                self.history.path().display()
+            );
+        }
+    }
 }
 
 fn finish(command: &str, outcome: &Promotion) -> i32 {
@@ -337,7 +477,7 @@ fn finish(command: &str, outcome: &Promotion) -> i32 {
 }
 
 fn services(root: &Path, appspec_path: Option<&Path>) -> Result<Vec<ServiceConfig>, String> {
-    let path = appspec_path.map_or_else(|| root.join("appspec.yml"), Path::to_owned);
+    let path = appspec_path.map_or_else(|| default_appspec(root), Path::to_owned);
     let loaded = appspec::load(&path).map_err(|e| e.to_string())?;
     if loaded.spec.deploy.services.is_empty() {
         return Err(format!("{} declares no deploy.services", path.display()));

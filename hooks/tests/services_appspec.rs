@@ -20,7 +20,7 @@ fn a_complete_service_is_valid() {
     let env = Env::new();
     validate(
         &env,
-        "    - name: sample\n      command: [bin/sample-service, --verbose]\n      instances: 3\n      env_file: sample.env\n      config_path: config/instance-%i.yml\n      listen: 127.0.0.1:8080\n      health: {type: http, path: /health, interval: 500ms, deadline: 30}\n      stop_signal: SIGTERM\n      drain: 30s\n      manager: supervisor\n      logs: {max_size: 10M, keep: 14}\n",
+        "    - name: sample\n      command: [bin/sample-service, --verbose]\n      instances: 3\n      env_file: sample.env\n      config_path: config/instance-%i.yml\n      listen: 127.0.0.1:8080\n      health: {type: http, path: /health, interval: 500ms, deadline: 30}\n      stop_signal: SIGTERM\n      drain: 30s\n      manager: supervisor\n      logs: {max_size: 10M, keep: 14, files: [log/sample.log, /var/log/sample/error.log]}\n",
     )
     .expect(0);
 }
@@ -84,6 +84,18 @@ fn mistakes_are_reported_with_position_key_and_fix() {
         (
             "    - name: a\n      command: x\n      logs: {max_size: 10Q}\n",
             "deploy.services[0].logs.max_size: got a string ('10Q')",
+        ),
+        (
+            "    - name: a\n      command: x\n      logs: {files: log/a.log}\n",
+            "deploy.services[0].logs.files: got a string ('log/a.log'); expected a list of log files",
+        ),
+        (
+            "    - name: a\n      command: x\n      logs: {files: [../a.log]}\n",
+            "deploy.services[0].logs.files[0]: '../a.log'",
+        ),
+        (
+            "    - name: a\n      command: x\n      logs: {files: ['log/a b.log']}\n",
+            "deploy.services[0].logs.files[0]: 'log/a b.log' holds a space",
         ),
         (
             "    - name: a\n      command: x\n      comand: y\n",

@@ -14,7 +14,9 @@ use super::{
 use crate::yaml::{Node, Resolved};
 
 mod compose;
+mod logs;
 use compose::compose;
+use logs::logs;
 use std::time::Duration;
 
 /// Reads one sub-key of `deploy:` into the config. Arguments: findings, the value, its key path.
@@ -563,37 +565,6 @@ fn health(d: &mut Diag, node: &Node, path: &str) -> Option<HealthCheck> {
         d.error(node.pos, &join(path, "interval"), format!("interval {:?} is longer than the deadline {:?}; expected interval <= deadline; shorten it", check.interval, check.deadline));
     }
     Some(check)
-}
-
-/// `logs: {max_size: 10M, keep: 14}`.
-fn logs(d: &mut Diag, node: &Node, path: &str, policy: &mut LogPolicy) {
-    let Some(entries) = node.as_map() else {
-        d.error(
-            node.pos,
-            path,
-            format!(
-                "got {}; expected a mapping such as {{max_size: 10M, keep: 14}}",
-                node.describe()
-            ),
-        );
-        return;
-    };
-    for entry in entries {
-        let key = entry.key.as_text().unwrap_or("?");
-        let key_path = join(path, key);
-        let value = &entry.value;
-        match key {
-            "max_size" => match value.as_text().and_then(parse_size) {
-                Some(bytes) if bytes >= 1024 => policy.max_bytes = bytes,
-                _ => d.error(value.pos, &key_path, format!("got {}; expected a size of at least 1K such as 10M, 512K or 1048576; write e.g. `max_size: 10M`", value.describe())),
-            },
-            "keep" => match value.resolve() {
-                Some(Resolved::Int(n)) if (1..=1000).contains(&n) => policy.keep = n as usize,
-                _ => d.error(value.pos, &key_path, format!("got {}; expected how many compressed logs to keep, 1 to 1000; write e.g. `keep: 14`", value.describe())),
-            },
-            _ => d.error(entry.key.pos, &key_path, format!("unknown key '{key}' under logs{}; expected max_size or keep; rename or remove it", did_you_mean(key, &["max_size", "keep"]))),
-        }
-    }
 }
 
 /// `10M`, `512K`, `1G` or plain bytes.

@@ -282,12 +282,15 @@ pub enum Manager {
 
 /// Log rotation of instance output; defaults follow tsosi's logrotate policy (keep 14,
 /// compressed), with a size trigger instead of a daily one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogPolicy {
     /// Rotate when the live log reaches this many bytes (default 10 MiB).
     pub max_bytes: u64,
     /// Compressed logs kept (default 14).
     pub keep: usize,
+    /// Files the program writes itself (absolute, or relative to `<root>/shared/`), rotated by
+    /// logrotate with the same size and count: `hooks systemd install` writes the snippet.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 impl Default for LogPolicy {
@@ -295,6 +298,7 @@ impl Default for LogPolicy {
         Self {
             max_bytes: 10 * 1024 * 1024,
             keep: 14,
+            files: Vec::new(),
         }
     }
 }

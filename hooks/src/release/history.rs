@@ -14,6 +14,9 @@ pub enum Kind {
     Deploy,
     /// `hooks rollback`: re-activation of a kept release.
     Rollback,
+    /// `hooks promote` or `hooks swap`: a build switched in without a bundle; its target is
+    /// the build, which is not a release directory.
+    Promote,
 }
 
 /// How a deployment ended.
@@ -243,7 +246,7 @@ impl History {
             .deployments()?
             .iter()
             .rev()
-            .filter(|d| d.result == Some(Result::Success) && !d.bad)
+            .filter(|d| d.result == Some(Result::Success) && !d.bad && d.kind != Kind::Promote)
             .map(|d| d.release().to_owned())
             .find(|release| releases_dir.join(release).is_dir()))
     }

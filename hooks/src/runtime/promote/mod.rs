@@ -3,7 +3,8 @@
 //! `server_new` put in place of `server`). Both switch one path atomically, roll the
 //! instances one after the other, and on the first failure switch back and restart every
 //! instance. Exit codes: 0 promoted, 1 failed and the previous build serves again, 2 failed
-//! and the previous build could not be restarted, 3 invalid input (nothing changed).
+//! and the previous build could not be restarted, 3 invalid input or an unreachable
+//! systemd manager (nothing changed).
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,8 @@ pub enum Promotion {
     RolledBack(String),
     /// Exit 2: the new build failed and the previous one did not come back.
     RollbackFailed(String),
-    /// Exit 3: nothing changed (no or several matching builds, unreadable appspec).
+    /// Exit 3: nothing changed (no or several matching builds, unreadable appspec, a
+    /// systemd manager out of reach).
     Invalid(String),
 }
 
@@ -168,6 +170,9 @@ pub fn promote(
         Ok(build) => build,
         Err(e) => return Promotion::Invalid(e),
     };
+    if let Err(e) = services::check_managers(services) {
+        return Promotion::Invalid(format!("{e}; nothing was changed"));
+    }
     let link = root.join("bin").join("prod");
     let name = build
         .file_name()
@@ -218,6 +223,9 @@ pub fn swap(
             "{} does not exist: nothing to swap in",
             new_path.display()
         ));
+    }
+    if let Err(e) = services::check_managers(services) {
+        return Promotion::Invalid(format!("{e}; nothing was changed"));
     }
     let had_current = current_path.is_file();
     if had_current {

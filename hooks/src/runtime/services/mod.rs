@@ -196,6 +196,22 @@ pub fn manager_for(root: &Path, service: &ServiceConfig) -> Box<dyn InstanceMana
     }
 }
 
+/// Whether every manager `services` need answers (each systemd scope once); checked before a
+/// switch, so that an unreachable manager (a user's systemd outside a login session without
+/// lingering) refuses the change instead of half-making it.
+pub fn check_managers(services: &[ServiceConfig]) -> Result<(), String> {
+    let mut checked = Vec::new();
+    for service in services {
+        if let Manager::Systemd { user } = service.manager
+            && !checked.contains(&user)
+        {
+            crate::runtime::systemd::Systemctl { user }.check_reachable()?;
+            checked.push(user);
+        }
+    }
+    Ok(())
+}
+
 /// Restarts services that may use different managers, one service after the other.
 pub fn rolling_restart_all(
     root: &Path,

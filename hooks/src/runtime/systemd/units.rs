@@ -80,8 +80,60 @@ pub fn render_unit(service: &ServiceConfig, options: &UnitOptions) -> String {
     unit
 }
 
+/// The logrotate snippet for the files a service writes itself (`logs.files`), or `None`
+/// when it declares none: rotated at `logs.max_size`, `logs.keep` compressed copies kept.
+/// `copytruncate`, because the program keeps its file open and systemd has no command to
+/// make it reopen it; `su` when the files belong to `owner` (user, group), which logrotate
+/// requires for a directory writable by someone other than root.
+pub fn render_logrotate(
+    service: &ServiceConfig,
+    options: &UnitOptions,
+    owner: Option<(&str, &str)>,
+) -> Option<String> {
+    if service.logs.files.is_empty() {
+        return None;
+    }
+    let files: Vec<String> = service
+        .logs
+        .files
+        .iter()
+        .map(|f| options.shared.join(f).to_string_lossy().into_owned())
+        .collect();
+    let mut text = format!(
+        "# Rendered by `hooks systemd install`; edit the appspec's deploy.services, not this file.
+         {} {{
+    size {}
+    rotate {}
+    copytruncate
+    compress
+    missingok
+    notifempty
+",
+        files.join(" "),
+        service.logs.max_bytes,
+        service.logs.keep
+    );
+    if let Some((user, group)) = owner {
+        text.push_str(&format!(
+            "    su {user} {group}
+"
+        ));
+    }
+    text.push_str(
+        "}
+",
+    );
+    Some(text)
+}
+
+/// The logrotate snippet's file name: `hooks-NAME`.
+pub fn logrotate_file_name(service: &ServiceConfig) -> String {
+    format!("hooks-{}", service.name)
+}
+
 /// Sudoers lines letting `user` run exactly the systemctl commands `hooks` issues for these
-/// system units (restart, start, stop, is-active per instance, and daemon-reload).
+/// system units (restart, start, stop, reset-failed, enable per instance, and daemon-reload;
+/// queries such as `systemctl show` need no privilege).
 pub fn sudoers(services: &[ServiceConfig], user: &str, systemctl: &str) -> String {
     let mut commands = vec![format!("{systemctl} daemon-reload")];
     for service in services
@@ -90,7 +142,7 @@ pub fn sudoers(services: &[ServiceConfig], user: &str, systemctl: &str) -> Strin
     {
         for instance in &service.instances {
             let unit = format!("{}@{instance}.service", service.name);
-            for verb in ["restart", "start", "stop", "is-active --quiet"] {
+            for verb in ["restart", "start", "stop", "reset-failed", "enable"] {
                 commands.push(format!("{systemctl} {verb} {unit}"));
             }
         }
