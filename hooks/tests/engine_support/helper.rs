@@ -1,6 +1,7 @@
 //! A tiny static program for the engine tests' `FROM scratch` images (std only, so `rustc`
 //! builds it in seconds): `serve [FILE]` prints a line (and FILE's content, like an app that
-//! echoes its secret) and runs until SIGTERM; `ok` exits 0; `fail` prints why and exits 1.
+//! echoes its secret) and runs until SIGTERM; `args A…` prints its arguments in brackets and
+//! runs until SIGTERM; `ok` exits 0; `fail` prints why and exits 1.
 
 use std::time::Duration;
 
@@ -24,6 +25,15 @@ fn main() {
                 let content = std::fs::read_to_string(file).unwrap_or_else(|e| format!("unreadable: {e}"));
                 println!("read secret: {}", content.trim());
             }
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Some("args") => {
+            // Each argument in brackets, so a test sees how the command line was split.
+            unsafe { signal(15, on_term as *const () as usize) };
+            let shown: Vec<String> = args[2..].iter().map(|a| format!("[{a}]")).collect();
+            println!("args: {}", shown.join(" "));
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
             }

@@ -24,6 +24,7 @@ pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(),
             "volumes" => through_tag(value, |v| each(v, volume_entry)),
             "secrets" | "configs" => through_tag(value, |v| each(v, file_object_entry)),
             "build" => through_tag(value, build),
+            "command" | "entrypoint" => through_tag(value, shell_words),
             "env_file" | "dns" | "dns_search" | "tmpfs" => through_tag(value, one_to_list),
             "extra_hosts" => through_tag(value, extra_hosts),
             "deploy" => through_tag(value, |deploy| match deploy.get_mut("labels") {
@@ -263,11 +264,66 @@ fn port_range(text: &str) -> Option<Vec<u64>> {
     (start <= end && end <= 65535).then(|| (start..=end).collect())
 }
 
+/// A string `command`/`entrypoint` becomes its shell words (quotes and backslashes as in a
+/// POSIX shell, no expansion), as the Compose tool does: `sh -c 'a; b'` is three arguments, and
+/// splitting on whitespace would hand the container a broken argv.
+fn shell_words(value: &mut Value) -> Result<(), Failure> {
+    let Value::String(text) = value else {
+        return Ok(());
+    };
+    match ::shell_words::split(text) {
+        Ok(words) => {
+            *value = Value::Sequence(words.into_iter().map(Value::String).collect());
+            Ok(())
+        }
+        Err(_) => fail(
+            format!("{text:?} has an unclosed quote"),
+            "a command line with balanced quotes, or a list of arguments",
+        ),
+    }
+}
+
+/// A container path cleaned the way the Compose tool cleans it (Go's `path.Clean`): no
+/// trailing `/`, no `.` or empty components, `..` resolved, so `/data/` and `/data` are the
+/// same target when files are merged.
+pub fn clean_path(path: &str) -> String {
+    if path.is_empty() {
+        return ".".to_owned();
+    }
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
 /// One `volumes` item in long syntax. Bind sources stay as written here; they are made absolute
 /// after the merge.
 pub fn volume_entry(item: &Value) -> Result<Vec<Value>, ItemFailure> {
     let text = match item {
-        Value::Mapping(map) => return Ok(vec![Value::Mapping(map.clone())]),
+        Value::Mapping(map) => {
+            let mut map = map.clone();
+            if let Some(Value::String(target)) = map.get_mut("target") {
+                *target = clean_path(target);
+            }
+            return Ok(vec![Value::Mapping(map)]);
+        }
         Value::String(s) => s.as_str(),
         _ => return Err(item_fail("not a volume", VOLUME_FORM)),
     };
@@ -290,7 +346,7 @@ pub fn volume_entry(item: &Value) -> Result<Vec<Value>, ItemFailure> {
     if let Some(source) = source {
         map.insert("source".into(), source.into());
     }
-    map.insert("target".into(), target.into());
+    map.insert("target".into(), clean_path(target).into());
     let mut bind = Mapping::new();
     let mut volume = Mapping::new();
     for option in mode.unwrap_or("").split(',').filter(|o| !o.is_empty()) {

@@ -173,8 +173,8 @@ fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
     map.get(key).filter(|v| !v.is_null())
 }
 
-/// `command`/`entrypoint`: a list as is; a string split on whitespace (the Compose tool uses
-/// shell quoting rules; write a list when an argument holds spaces).
+/// `command`/`entrypoint`: a list as is; a string (the loader already turned the files' strings
+/// into lists) split as shell words, like the Compose tool.
 fn words(
     service: &str,
     key: &str,
@@ -182,7 +182,9 @@ fn words(
 ) -> Result<Option<Vec<String>>, EngineError> {
     match value {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.split_whitespace().map(str::to_owned).collect())),
+        Some(Value::String(s)) => shell_words::split(s)
+            .map(Some)
+            .map_err(|_| invalid(service, key, "has an unclosed quote")),
         Some(Value::Sequence(items)) => items
             .iter()
             .map(|v| text(v).ok_or_else(|| invalid(service, key, "expected strings in the list")))
