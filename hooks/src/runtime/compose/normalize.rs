@@ -12,6 +12,7 @@ use super::interpolate::key_name;
 
 /// Normalises one service of one file in place.
 pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(), ComposeError> {
+    update_order(service, file, path)?;
     for (key, value) in service.iter_mut() {
         let name = key_name(key);
         let at = path.key(&name);
@@ -42,6 +43,31 @@ pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(),
         })?;
     }
     Ok(())
+}
+
+/// The replacement orders `deploy.update_config.order` may name (compose specification).
+pub const UPDATE_ORDERS: &[&str] = &["start-first", "stop-first"];
+
+/// Refuses an unknown `deploy.update_config.order` with its file:line:column, before anything
+/// is replaced (an interpolated value is checked after interpolation, like every other key).
+fn update_order(service: &Mapping, file: &Path, path: &KeyPath) -> Result<(), ComposeError> {
+    let order = service
+        .get("deploy")
+        .and_then(|d| d.get("update_config"))
+        .and_then(|u| u.get("order"));
+    match order {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(o)) if UPDATE_ORDERS.contains(&o.as_str()) => Ok(()),
+        Some(other) => Err(ComposeError::invalid(
+            file,
+            &path.key("deploy").key("update_config").key("order"),
+            format!(
+                "{} is not a replacement order",
+                serde_yaml::to_string(other).unwrap_or_default().trim_end()
+            ),
+            "start-first (the new container serves before the old one stops) or stop-first",
+        )),
+    }
 }
 
 /// A normalisation failure: the list index (if an item is wrong), what is wrong, and what was

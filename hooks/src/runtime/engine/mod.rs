@@ -10,6 +10,7 @@
 mod containers;
 mod images;
 mod reconcile;
+pub mod replace;
 pub mod spec;
 
 use std::path::PathBuf;

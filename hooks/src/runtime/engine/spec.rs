@@ -93,6 +93,15 @@ pub struct ServiceSpec {
     pub binds: Vec<String>,
     /// Engine network names the container joins (first one at creation).
     pub networks: Vec<String>,
+    /// `deploy.update_config.order` (`start-first` or `stop-first`) when the files set it; see
+    /// [`super::replace`] for what hooks does without it. Left out of the JSON (and so of the
+    /// config hash) when unset, so specs written before it existed hash the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_order: Option<String>,
+    /// `stop_grace_period` in whole seconds (rounded up): how long a replaced container may
+    /// drain after SIGTERM; unset: 10 s, as with the Compose tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_s: Option<u64>,
 }
 
 impl ServiceSpec {
@@ -496,6 +505,12 @@ fn service_spec(
         secret_digests: BTreeMap::new(),
         binds,
         networks,
+        update_order: get(service, "deploy")
+            .and_then(|d| get(d.as_mapping()?, "update_config"))
+            .and_then(|u| get(u.as_mapping()?, "order"))
+            .and_then(text),
+        stop_grace_s: duration_ns(name, "stop_grace_period", get(service, "stop_grace_period"))?
+            .map(|ns| (ns.max(0) as u64).div_ceil(1_000_000_000)),
     })
 }
 
