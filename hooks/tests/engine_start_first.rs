@@ -250,3 +250,35 @@ fn an_unknown_update_order_is_refused_with_its_location_and_changes_nothing() {
     assert_eq!(answer(&project, &old).as_deref(), Ok("v1"));
     assert!(Path::new(&file).exists());
 }
+
+#[test]
+fn one_up_leaves_every_changed_service_on_the_previous_spec_when_a_later_one_fails() {
+    let (project, _) = setup("wholestack");
+    let name = project.name.clone();
+    // web changes (v2, healthy) and a new service after it never becomes healthy.
+    let ctx = project.path("ctx-web");
+    std::fs::create_dir_all(project.path("ctx-worker")).unwrap();
+    for file in ["helper", "Dockerfile"] {
+        std::fs::copy(ctx.join(file), project.path(&format!("ctx-worker/{file}"))).unwrap();
+    }
+    let file = format!(
+        "{}  worker:\n    build: ./ctx-worker\n    image: {name}-web:latest\n    command: [\"http\", \"w\"]\n    depends_on:\n      web:\n        condition: service_healthy\n    healthcheck:\n      test: [\"CMD\", \"/helper\", \"check\", \"/missing\"]\n      interval: 200ms\n      retries: 2\n",
+        compose_file(&project, "v2", "gate-v1", "start-first")
+    );
+    project.write("docker-compose.yml", &file);
+    let out = hooks_up(&project, 5).output().unwrap();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("service worker did not become ready"), "{log}");
+    assert!(
+        log.contains("web: restoring the previous container start-first"),
+        "{log}"
+    );
+    let web = container_named(&project, "").expect("a web container");
+    assert_eq!(
+        answer(&project, &web).as_deref(),
+        Ok("v1"),
+        "web is back on the previous spec"
+    );
+    assert!(container_named(&project, ".next").is_none());
+}
