@@ -1,9 +1,10 @@
-//! Conformance of `hooks`' compose loader with the Compose tool installed on this machine.
+//! Conformance of `hooks`' compose loader with Docker Compose v2 (`HOOKS_COMPOSE_V2`, which
+//! `scripts/compose-v2` installs from PyPI and exports).
 //!
 //! For every set in the shared corpus (`compose/public/`, merge order in `sets.tsv`), the
 //! merge-rule fixtures and the project's own `docker-compose.yml` (alone, and with
 //! `production.yml`) the test copies the files into a temporary directory named after the set, runs
-//! `docker-compose -f A -f B config` there with a controlled environment, loads the same files
+//! `docker-compose -f A -f B --profile '*' config` there with a controlled environment, loads the same files
 //! with `hooks::runtime::compose::load`, and compares the two models after normalising the
 //! cosmetic differences listed in [`canonical`]. The checked-in table
 //! `tests/data/compose_conformance.tsv` says, per set, `equal`, `differs: <reason>` or
@@ -215,10 +216,14 @@ fn create_missing(stderr: &str, root: &Path) -> bool {
     false
 }
 
-/// Removes the differences that are cosmetic or by design between the Compose tool's output
-/// (docker-compose 1.29, which predates parts of the compose specification) and ours:
-/// - `version` (obsolete in the specification) and `name` (not printed by 1.29) are dropped,
-///   and so are top-level `x-` extension keys (1.29 drops them);
+/// Removes the differences that are cosmetic or by design between Compose v2's output and ours
+/// (several of these rules date from docker-compose 1.29 and are harmless against v2):
+/// - `version` and `name` are dropped, and so are top-level `x-` extension keys;
+/// - v2's derived engine names (`<project>_<key>`), its implicit `default` network and each
+///   service's plain attachment to it are dropped, as are `external: false`, a build's default
+///   `dockerfile: Dockerfile`, a secret's default target `/run/secrets/<name>`, a volume's
+///   `consistency` (no effect on Linux) and a trailing `/` of an absolute bind source;
+/// - memory sizes compare in bytes, and a string healthcheck test as `[CMD-SHELL, test]`;
 /// - `null` and `{}` are the same for network/volume definitions and a service's networks;
 /// - `depends_on` entries lose `required: true` (the default, unknown to 1.29);
 /// - environment, labels and build args compare as strings (1.29 keeps YAML numbers);
