@@ -282,3 +282,34 @@ fn one_up_leaves_every_changed_service_on_the_previous_spec_when_a_later_one_fai
     );
     assert!(container_named(&project, ".next").is_none());
 }
+
+#[test]
+fn a_service_with_a_published_port_falls_back_to_stop_first_and_says_why_and_how_long() {
+    let (project, old) = setup("published");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = compose_file(&project, "v1", "gate-v1", "start-first").replace(
+        "    stop_grace_period: 2s\n",
+        &format!("    stop_grace_period: 2s\n    ports:\n      - \"127.0.0.1:{port}:8080\"\n"),
+    );
+    project.write("docker-compose.yml", &file);
+    let out = hooks_up(&project, 60).output().unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "web: stop-first, not start-first, because it publishes host port {port}"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("after a gap of"), "{log}");
+    let now = container_named(&project, "").unwrap();
+    assert_ne!(now, old, "replaced");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer.trim(), "v1");
+}

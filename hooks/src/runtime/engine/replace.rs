@@ -201,3 +201,41 @@ async fn ready(
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::engine::spec::PortSpec;
+
+    fn spec() -> ServiceSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "api", "image": "a", "image_id": "sha256:1", "build": null,
+            "command": null, "entrypoint": null, "environment": {}, "user": null,
+            "working_dir": null, "labels": {}, "ports": [], "restart": null,
+            "healthcheck": null, "depends_on": {}, "secrets": [], "secret_digests": {},
+            "binds": ["/srv/conf:/etc/conf:ro"], "networks": ["p_default"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn start_first_unless_ports_a_writable_named_volume_a_one_off_or_stop_first() {
+        assert_eq!(order(&spec(), false), Order::StartFirst);
+        assert!(matches!(order(&spec(), true), Order::StopFirst(Some(_))));
+        let mut s = spec();
+        s.update_order = Some("stop-first".into());
+        assert_eq!(order(&s, false), Order::StopFirst(None));
+        let mut s = spec();
+        s.binds.push("p_pgdata:/var/lib/postgresql/data".into());
+        assert!(matches!(order(&s, false), Order::StopFirst(Some(w)) if w.contains("p_pgdata")));
+        s.update_order = Some("start-first".into());
+        assert_eq!(order(&s, false), Order::StartFirst, "asked for explicitly");
+        s.ports.push(PortSpec {
+            host_ip: None,
+            published: Some("8080".into()),
+            target: 80,
+            protocol: "tcp".into(),
+        });
+        assert!(matches!(order(&s, false), Order::StopFirst(Some(w)) if w.contains("8080")));
+    }
+}
