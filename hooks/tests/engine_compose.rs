@@ -331,3 +331,41 @@ fn a_build_context_holding_a_file_with_holes_builds() {
         .expect("a context with a file with holes builds");
     assert_eq!(report.recreated, ["app"]);
 }
+
+#[test]
+fn a_string_command_is_split_as_shell_words_in_the_container() {
+    let project = TestProject::new("shellwords", &["app"]);
+    let name = &project.name;
+    // A string command with quotes, an escaped quote and `$$` (a literal `$` for the shell).
+    project.write(
+        "docker-compose.yml",
+        &format!(
+            r#"services:
+  app:
+    build: ./ctx-app
+    image: {name}-app:latest
+    command: args 'trap exit TERM; wait $${{!}}' "it's" plain\ word ""
+"#
+        ),
+    );
+    project.up(DEADLINE).expect("up");
+    let expected = "args: [trap exit TERM; wait ${!}] [it's] [plain word] []";
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let logs = std::process::Command::new(env!("CARGO_BIN_EXE_hooks"))
+            .args(["compose", "logs", "-p", name, "-f"])
+            .arg(project.path("docker-compose.yml"))
+            .arg("app")
+            .output()
+            .unwrap();
+        let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
+        if logs.contains(expected) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never printed {expected:?}; its output: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -197,8 +197,9 @@ pub struct MigrateConfig {
 /// `hooks compose up` on the release's compose files through the Docker Engine API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComposeConfig {
-    /// The compose files in merge order, relative to the release (default
-    /// `docker-compose.yml`).
+    /// The compose files in merge order, relative to the release; empty: the release's default
+    /// files as Docker Compose v2 finds them (`compose.yaml` … `docker-compose.yml`, plus the
+    /// matching `*.override.y(a)ml`).
     pub files: Vec<PathBuf>,
     /// The project name (`-p`); else the compose rules (`name:`, the directory).
     pub project: Option<String>,

@@ -1,6 +1,8 @@
 //! A tiny static program for the engine tests' `FROM scratch` images (std only, so `rustc`
 //! builds it in seconds): `serve [FILE]` prints a line (and FILE's content, like an app that
-//! echoes its secret) and runs until SIGTERM; `ok` exits 0; `fail` prints why and exits 1.
+//! echoes its secret) and runs until SIGTERM; `args A…` prints its arguments in brackets and
+//! runs until SIGTERM; `http V` answers each connection on :8080 with `V`; `check FILE` exits 0
+//! when FILE exists; `ok` exits 0; `fail` prints why and exits 1.
 
 use std::time::Duration;
 
@@ -26,6 +28,35 @@ fn main() {
             }
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Some("args") => {
+            // Each argument in brackets, so a test sees how the command line was split.
+            unsafe { signal(15, on_term as *const () as usize) };
+            let shown: Vec<String> = args[2..].iter().map(|a| format!("[{a}]")).collect();
+            println!("args: {}", shown.join(" "));
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Some("http") => {
+            // A stand-in web server: answers every connection on :8080 with its version line.
+            unsafe { signal(15, on_term as *const () as usize) };
+            let version = args.get(2).cloned().unwrap_or_default();
+            let listener = std::net::TcpListener::bind("0.0.0.0:8080").expect("bind :8080");
+            println!("helper {version} listening");
+            for stream in listener.incoming().flatten() {
+                use std::io::Write;
+                let mut stream = stream;
+                let _ = writeln!(stream, "{version}");
+            }
+        }
+        Some("check") => {
+            // Healthy when the file exists (the test creates it to open the gate).
+            let file = args.get(2).map(String::as_str).unwrap_or("/gate/ready");
+            if !std::path::Path::new(file).exists() {
+                println!("{file} does not exist yet");
+                std::process::exit(1);
             }
         }
         Some("ok") => {}

@@ -61,7 +61,9 @@ impl TestProject {
     /// A project named after the test, with a build context `ctx-<service>` for each service.
     pub fn new(test: &str, services: &[&str]) -> TestProject {
         let dir = tempfile::tempdir().unwrap();
-        let name = format!("hooks-test-{test}-{}", std::process::id());
+        // HOOKS_TEST_PREFIX keeps the names of parallel runs on one shared engine apart.
+        let prefix = std::env::var("HOOKS_TEST_PREFIX").unwrap_or_default();
+        let name = format!("{prefix}hooks-test-{test}-{}", std::process::id());
         let mut images = Vec::new();
         for service in services {
             let ctx = dir.path().join(format!("ctx-{service}"));

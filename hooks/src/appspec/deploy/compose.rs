@@ -1,8 +1,6 @@
 //! `deploy.compose`: the compose files, project, profiles, image tarballs and health deadline
 //! of the ApplicationStart compose step (see `runtime::engine`).
 
-use std::path::PathBuf;
-
 use super::super::diag::{Diag, join};
 use super::super::suggest::did_you_mean;
 use super::super::{ComposeConfig, DeployConfig};
@@ -62,9 +60,6 @@ pub(super) fn compose(d: &mut Diag, node: &Node, path: &str, config: &mut Deploy
                 _ => d.error(entry.key.pos, &key_path, format!("unknown key '{key}' under deploy.compose{}; expected one of {}; rename or remove it", did_you_mean(key, KEYS), KEYS.join(", "))),
             }
         }
-    }
-    if out.files.is_empty() {
-        out.files.push(PathBuf::from("docker-compose.yml"));
     }
     config.compose = Some(out);
 }

@@ -122,6 +122,14 @@ pub enum ComposeError {
     /// No compose file was given.
     #[error("no compose file given; pass at least one with -f FILE")]
     NoFiles,
+    /// No `-f` and none of the default file names in the directory (or its parents).
+    #[error("no compose file in {} or its parents: looked for {names}; pass the files with -f FILE", dir.display())]
+    NotFound {
+        /// Where the search started.
+        dir: PathBuf,
+        /// The names looked for.
+        names: String,
+    },
     /// A file (compose file, `.env`, `env_file`) could not be read.
     #[error("cannot read {}: {source}", file.display())]
     Read {

@@ -6,6 +6,7 @@
 //! resolves relative paths against the first file's directory. [`Project::to_yaml`] prints the
 //! result the way `docker compose config` does.
 
+mod discover;
 mod dotenv;
 mod error;
 mod interpolate;
@@ -17,9 +18,10 @@ mod schema;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use discover::{DEFAULT_FILES, Discovered, OVERRIDE_FILES, default_files};
 pub use error::{ComposeError, KeyPath, Location};
 pub use interpolate::{InterpolationError, Unset, interpolate_str};
-pub use normalize::{is_path, port_entries, volume_entry};
+pub use normalize::{clean_path, is_path, port_entries, volume_entry};
 pub use project::Project;
 
 /// What to load: the `-f` files in merge order, `-p`, the environment and the active profiles.

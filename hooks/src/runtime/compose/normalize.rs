@@ -12,6 +12,7 @@ use super::interpolate::key_name;
 
 /// Normalises one service of one file in place.
 pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(), ComposeError> {
+    update_order(service, file, path)?;
     for (key, value) in service.iter_mut() {
         let name = key_name(key);
         let at = path.key(&name);
@@ -24,6 +25,7 @@ pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(),
             "volumes" => through_tag(value, |v| each(v, volume_entry)),
             "secrets" | "configs" => through_tag(value, |v| each(v, file_object_entry)),
             "build" => through_tag(value, build),
+            "command" | "entrypoint" => through_tag(value, shell_words),
             "env_file" | "dns" | "dns_search" | "tmpfs" => through_tag(value, one_to_list),
             "extra_hosts" => through_tag(value, extra_hosts),
             "deploy" => through_tag(value, |deploy| match deploy.get_mut("labels") {
@@ -41,6 +43,31 @@ pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(),
         })?;
     }
     Ok(())
+}
+
+/// The replacement orders `deploy.update_config.order` may name (compose specification).
+pub const UPDATE_ORDERS: &[&str] = &["start-first", "stop-first"];
+
+/// Refuses an unknown `deploy.update_config.order` with its file:line:column, before anything
+/// is replaced (an interpolated value is checked after interpolation, like every other key).
+fn update_order(service: &Mapping, file: &Path, path: &KeyPath) -> Result<(), ComposeError> {
+    let order = service
+        .get("deploy")
+        .and_then(|d| d.get("update_config"))
+        .and_then(|u| u.get("order"));
+    match order {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(o)) if UPDATE_ORDERS.contains(&o.as_str()) => Ok(()),
+        Some(other) => Err(ComposeError::invalid(
+            file,
+            &path.key("deploy").key("update_config").key("order"),
+            format!(
+                "{} is not a replacement order",
+                serde_yaml::to_string(other).unwrap_or_default().trim_end()
+            ),
+            "start-first (the new container serves before the old one stops) or stop-first",
+        )),
+    }
 }
 
 /// A normalisation failure: the list index (if an item is wrong), what is wrong, and what was
@@ -263,11 +290,66 @@ fn port_range(text: &str) -> Option<Vec<u64>> {
     (start <= end && end <= 65535).then(|| (start..=end).collect())
 }
 
+/// A string `command`/`entrypoint` becomes its shell words (quotes and backslashes as in a
+/// POSIX shell, no expansion), as the Compose tool does: `sh -c 'a; b'` is three arguments, and
+/// splitting on whitespace would hand the container a broken argv.
+fn shell_words(value: &mut Value) -> Result<(), Failure> {
+    let Value::String(text) = value else {
+        return Ok(());
+    };
+    match ::shell_words::split(text) {
+        Ok(words) => {
+            *value = Value::Sequence(words.into_iter().map(Value::String).collect());
+            Ok(())
+        }
+        Err(_) => fail(
+            format!("{text:?} has an unclosed quote"),
+            "a command line with balanced quotes, or a list of arguments",
+        ),
+    }
+}
+
+/// A container path cleaned the way the Compose tool cleans it (Go's `path.Clean`): no
+/// trailing `/`, no `.` or empty components, `..` resolved, so `/data/` and `/data` are the
+/// same target when files are merged.
+pub fn clean_path(path: &str) -> String {
+    if path.is_empty() {
+        return ".".to_owned();
+    }
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
 /// One `volumes` item in long syntax. Bind sources stay as written here; they are made absolute
 /// after the merge.
 pub fn volume_entry(item: &Value) -> Result<Vec<Value>, ItemFailure> {
     let text = match item {
-        Value::Mapping(map) => return Ok(vec![Value::Mapping(map.clone())]),
+        Value::Mapping(map) => {
+            let mut map = map.clone();
+            if let Some(Value::String(target)) = map.get_mut("target") {
+                *target = clean_path(target);
+            }
+            return Ok(vec![Value::Mapping(map)]);
+        }
         Value::String(s) => s.as_str(),
         _ => return Err(item_fail("not a volume", VOLUME_FORM)),
     };
@@ -290,7 +372,7 @@ pub fn volume_entry(item: &Value) -> Result<Vec<Value>, ItemFailure> {
     if let Some(source) = source {
         map.insert("source".into(), source.into());
     }
-    map.insert("target".into(), target.into());
+    map.insert("target".into(), clean_path(target).into());
     let mut bind = Mapping::new();
     let mut volume = Mapping::new();
     for option in mode.unwrap_or("").split(',').filter(|o| !o.is_empty()) {

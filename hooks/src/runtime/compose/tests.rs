@@ -248,3 +248,100 @@ fn secrets_merge_by_mount_point() {
         .collect();
     assert_eq!(sources, ["db_v2", "api_key"]);
 }
+
+/// The classes where hooks' model used to differ from Compose v2's (issue 13).
+mod v2_classes {
+    use serde_yaml::Value;
+
+    use super::*;
+
+    fn project() -> crate::runtime::compose::Project {
+        load(&options(
+            "v2-classes",
+            &["compose.yaml", "override.yaml"],
+            &[],
+        ))
+        .unwrap()
+    }
+
+    fn strings(value: &Value) -> Vec<&str> {
+        value
+            .as_sequence()
+            .unwrap_or_else(|| panic!("a list: {value:?}"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn string_commands_are_split_as_shell_words() {
+        let project = project();
+        let certbot = project.service("certbot").unwrap();
+        assert_eq!(
+            strings(&certbot["entrypoint"]),
+            [
+                "/bin/sh",
+                "-c",
+                "trap exit TERM; while :; do certbot renew; sleep 12h & wait ${!}; done;"
+            ]
+        );
+        assert_eq!(
+            strings(&certbot["command"]),
+            ["renew", "--deploy-hook", "echo done", "--quiet"]
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_names_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(
+            &file,
+            "services:\n  a:\n    image: x\n    command: sh -c 'echo\n",
+        )
+        .unwrap();
+        let options = LoadOptions {
+            files: vec![file],
+            ..LoadOptions::default()
+        };
+        let error = load(&options).unwrap_err().to_string();
+        assert!(
+            error.contains("compose.yaml:4:") && error.contains("services.a.command"),
+            "{error}"
+        );
+        assert!(error.contains("unclosed quote"), "{error}");
+    }
+
+    #[test]
+    fn volume_targets_are_cleaned_so_an_override_replaces_the_mount() {
+        let project = project();
+        let volumes = project.service("db").unwrap()["volumes"]
+            .as_sequence()
+            .unwrap()
+            .clone();
+        let pairs: Vec<(String, String)> = volumes
+            .iter()
+            .map(|v| {
+                (
+                    v["source"].as_str().unwrap().to_owned(),
+                    v["target"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let conf = case_dir("v2-classes").join("conf").display().to_string();
+        assert_eq!(
+            pairs,
+            [
+                ("d2".to_owned(), "/var/lib/postgres/data".to_owned()),
+                (conf, "/etc/conf".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn top_level_volumes_nobody_mounts_are_dropped() {
+        let volumes = project().section("volumes");
+        let names: Vec<&str> = volumes.keys().map(|k| k.as_str().unwrap()).collect();
+        assert_eq!(names, ["d2"]);
+    }
+}

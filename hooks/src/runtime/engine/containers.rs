@@ -41,11 +41,35 @@ pub fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}-1")
 }
 
+/// The name a start-first replacement runs under beside the old container, until the old one
+/// is gone and it is renamed to [`container_name`].
+pub fn next_name(project: &str, service: &str) -> String {
+    format!("{}.next", container_name(project, service))
+}
+
 /// Creates (not starts) the service's container and connects it to its other networks.
 pub async fn create(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
+) -> Result<String, EngineError> {
+    create_named(
+        docker,
+        spec,
+        labels,
+        &container_name(&labels.project, &spec.name),
+    )
+    .await
+}
+
+/// [`create`] under another container name (a start-first replacement's [`next_name`]); the
+/// network aliases are the service and its final container name either way, so Docker's DNS
+/// answers both containers while they overlap.
+pub async fn create_named(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    labels: &ProjectLabels,
+    container: &str,
 ) -> Result<String, EngineError> {
     let name = container_name(&labels.project, &spec.name);
     let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
@@ -137,7 +161,7 @@ pub async fn create(
         }),
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::new().name(&name).build();
+    let options = CreateContainerOptionsBuilder::new().name(container).build();
     let created = docker
         .create_container(Some(options), body)
         .await
@@ -158,8 +182,17 @@ pub async fn create(
 /// Stops (10 s grace, like the Compose tool) and removes a container; anonymous volumes go too,
 /// named volumes never.
 pub async fn remove(docker: &Docker, id: &str) -> Result<(), EngineError> {
+    remove_after(docker, id, 10).await
+}
+
+/// [`remove`] with `grace` seconds between SIGTERM (the stop signal) and SIGKILL.
+pub async fn remove_after(docker: &Docker, id: &str, grace: u64) -> Result<(), EngineError> {
+    let grace = i32::try_from(grace).unwrap_or(i32::MAX);
     let _ = docker
-        .stop_container(id, Some(StopContainerOptionsBuilder::new().t(10).build()))
+        .stop_container(
+            id,
+            Some(StopContainerOptionsBuilder::new().t(grace).build()),
+        )
         .await;
     docker
         .remove_container(
@@ -168,6 +201,17 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), EngineError> {
         )
         .await
         .map_err(|e| EngineError::Engine(format!("removing container {id}: {e}")))
+}
+
+/// Renames a container (the start-first replacement taking the service's usual name).
+pub async fn rename(docker: &Docker, id: &str, name: &str) -> Result<(), EngineError> {
+    let options = bollard::query_parameters::RenameContainerOptionsBuilder::new()
+        .name(name)
+        .build();
+    docker
+        .rename_container(id, options)
+        .await
+        .map_err(|e| EngineError::Engine(format!("renaming container {id} to {name}: {e}")))
 }
 
 /// What "ready" means for a container.

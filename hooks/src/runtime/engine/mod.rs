@@ -10,6 +10,7 @@
 mod containers;
 mod images;
 mod reconcile;
+pub mod replace;
 pub mod spec;
 
 use std::path::PathBuf;
@@ -217,8 +218,20 @@ pub fn deploy_step(
     state_dir: &std::path::Path,
     log: &DeploymentLog,
 ) -> Result<(), String> {
+    // Without `files:` the release's default files are used, as `docker compose` finds them
+    // (only in the release directory: a parent is not part of the release).
+    let files = if config.files.is_empty() {
+        let found = crate::runtime::compose::default_files(release_dir, false, None)
+            .map_err(|e| e.to_string())?;
+        for warning in &found.warnings {
+            log.line("compose", &format!("warning: {warning}"));
+        }
+        found.files
+    } else {
+        config.files.iter().map(|f| release_dir.join(f)).collect()
+    };
     let options = crate::runtime::compose::LoadOptions {
-        files: config.files.iter().map(|f| release_dir.join(f)).collect(),
+        files,
         project_name: config.project.clone(),
         environment: std::env::vars().collect(),
         profiles: config.profiles.clone(),

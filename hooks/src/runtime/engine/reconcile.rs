@@ -12,6 +12,7 @@ use bollard::query_parameters::{
 };
 
 use super::containers::{self, CONFIG_HASH, PROJECT, ProjectLabels, Ready, SERVICE};
+use super::replace::{self, Order};
 use super::spec::{self, ServiceSpec};
 use super::{Engine, EngineError, UpOptions, UpReport, images};
 use crate::lifecycle::log::DeploymentLog;
@@ -87,8 +88,11 @@ async fn existing(
         .list_containers(Some(options))
         .await
         .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
+    // A start-first replacement left behind by a crash (`.next`) is not the service's
+    // container; `up` replaces it and `down` removes it (see `all_containers`).
     Ok(list
         .into_iter()
+        .filter(|c| !c.names.iter().flatten().any(|n| n.ends_with(".next")))
         .filter_map(|c| {
             let labels = c.labels.unwrap_or_default();
             Some((
@@ -99,6 +103,25 @@ async fn existing(
                 },
             ))
         })
+        .collect())
+}
+
+/// Every container of the project, `.next` leftovers included: (service, id).
+async fn all_containers(
+    docker: &Docker,
+    project: &str,
+) -> Result<Vec<(String, String)>, EngineError> {
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&project_filter(project))
+        .build();
+    let list = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|c| Some((c.labels?.get(SERVICE)?.clone(), c.id?)))
         .collect())
 }
 
@@ -260,16 +283,67 @@ async fn up_async(
                 ids.insert(spec.name.clone(), old.id);
             }
             old => {
+                let one_off = readiness(&specs, &spec.name) == Ready::Completed;
+                let mut gap = None;
                 if let Some(old) = old {
+                    let order = replace::order(spec, one_off);
                     log.line(
                         SCOPE,
                         &format!(
-                            "{}: config changed; replacing container {}",
+                            "{}: config changed; replacing container {} ({})",
                             spec.name,
-                            short(&old.id)
+                            short(&old.id),
+                            if order == Order::StartFirst {
+                                "start-first"
+                            } else {
+                                "stop-first"
+                            }
                         ),
                     );
-                    containers::remove(docker, &old.id).await?;
+                    match order {
+                        Order::StartFirst => {
+                            let replaced = replace::start_first(
+                                docker,
+                                spec,
+                                &old.id,
+                                &labels,
+                                options.deadline,
+                                log,
+                            )
+                            .await;
+                            match replaced {
+                                Ok(id) => {
+                                    log.line(
+                                        SCOPE,
+                                        &format!("{}: container {} ready", spec.name, short(&id)),
+                                    );
+                                    report.recreated.push(spec.name.clone());
+                                    ids.insert(spec.name.clone(), id);
+                                    continue;
+                                }
+                                // This service's old container still serves: only the services
+                                // replaced before it are put back.
+                                Err(e) => {
+                                    return Err(rollback(
+                                        docker,
+                                        project,
+                                        options,
+                                        &labels,
+                                        &report.recreated,
+                                        e.to_string(),
+                                        log,
+                                    )
+                                    .await);
+                                }
+                            }
+                        }
+                        Order::StopFirst(why) => {
+                            gap = Some(
+                                replace::stop_first(docker, spec, &old.id, why.as_deref(), log)
+                                    .await?,
+                            );
+                        }
+                    }
                 }
                 report.recreated.push(spec.name.clone());
                 let created = create_and_start(docker, spec, &labels).await;
@@ -309,9 +383,18 @@ async fn up_async(
                     )
                     .await);
                 }
+                let gap = gap
+                    .filter(|_| !one_off)
+                    .map(|g| {
+                        format!(
+                            " after a gap of {:.1} s (stop-first)",
+                            g.elapsed().as_secs_f64()
+                        )
+                    })
+                    .unwrap_or_default();
                 log.line(
                     SCOPE,
-                    &format!("{}: container {} ready", spec.name, short(&id)),
+                    &format!("{}: container {} ready{gap}", spec.name, short(&id)),
                 );
                 ids.insert(spec.name.clone(), id);
             }
@@ -380,13 +463,39 @@ async fn rollback(
     let current = existing(docker, &project.name).await.unwrap_or_default();
     let mut failures = Vec::new();
     let mut restored = Vec::new();
+    let mut restored_start_first = 0;
     for name in recreated {
+        // The previous container comes back beside the new one where start-first applies, so
+        // the service keeps serving during the rollback too.
+        let previous_spec = previous.iter().find(|s| &s.name == name);
+        let one_off = readiness(&previous, name) == Ready::Completed;
+        if let (Some(spec), Some(container)) = (previous_spec, current.get(name))
+            && replace::order(spec, one_off) == Order::StartFirst
+        {
+            log.line(
+                SCOPE,
+                &format!(
+                    "{name}: restoring the previous container start-first (image {})",
+                    short(spec.image_id.trim_start_matches("sha256:"))
+                ),
+            );
+            match replace::start_first(docker, spec, &container.id, labels, options.deadline, log)
+                .await
+            {
+                Ok(_) => {
+                    log.line(SCOPE, &format!("{name}: previous container ready again"));
+                    restored_start_first += 1;
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+            continue;
+        }
         if let Some(container) = current.get(name)
             && let Err(e) = containers::remove(docker, &container.id).await
         {
             failures.push(e.to_string());
         }
-        let Some(spec) = previous.iter().find(|s| &s.name == name) else {
+        let Some(spec) = previous_spec else {
             log.line(
                 SCOPE,
                 &format!("{name}: no previous deployment of this service; left removed"),
@@ -414,7 +523,9 @@ async fn rollback(
         }
     }
     if failures.is_empty() {
-        let outcome = if restored.is_empty() {
+        let outcome = if recreated.is_empty() {
+            "no other service had been replaced"
+        } else if restored.is_empty() && restored_start_first == 0 {
             "there were no previous containers to restore (first deployment of these services)"
         } else {
             "the previous containers are running again"
@@ -434,11 +545,11 @@ async fn down_async(
     volumes: bool,
     log: &DeploymentLog,
 ) -> Result<(), EngineError> {
-    for (service, container) in existing(docker, project).await? {
-        containers::remove(docker, &container.id).await?;
+    for (service, id) in all_containers(docker, project).await? {
+        containers::remove(docker, &id).await?;
         log.line(
             SCOPE,
-            &format!("{service}: container {} removed", short(&container.id)),
+            &format!("{service}: container {} removed", short(&id)),
         );
     }
     let filters = project_filter(project);

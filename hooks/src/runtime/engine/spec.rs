@@ -93,6 +93,15 @@ pub struct ServiceSpec {
     pub binds: Vec<String>,
     /// Engine network names the container joins (first one at creation).
     pub networks: Vec<String>,
+    /// `deploy.update_config.order` (`start-first` or `stop-first`) when the files set it; see
+    /// [`super::replace`] for what hooks does without it. Left out of the JSON (and so of the
+    /// config hash) when unset, so specs written before it existed hash the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_order: Option<String>,
+    /// `stop_grace_period` in whole seconds (rounded up): how long a replaced container may
+    /// drain after SIGTERM; unset: 10 s, as with the Compose tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_s: Option<u64>,
 }
 
 impl ServiceSpec {
@@ -173,8 +182,8 @@ fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
     map.get(key).filter(|v| !v.is_null())
 }
 
-/// `command`/`entrypoint`: a list as is; a string split on whitespace (the Compose tool uses
-/// shell quoting rules; write a list when an argument holds spaces).
+/// `command`/`entrypoint`: a list as is; a string (the loader already turned the files' strings
+/// into lists) split as shell words, like the Compose tool.
 fn words(
     service: &str,
     key: &str,
@@ -182,7 +191,9 @@ fn words(
 ) -> Result<Option<Vec<String>>, EngineError> {
     match value {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.split_whitespace().map(str::to_owned).collect())),
+        Some(Value::String(s)) => shell_words::split(s)
+            .map(Some)
+            .map_err(|_| invalid(service, key, "has an unclosed quote")),
         Some(Value::Sequence(items)) => items
             .iter()
             .map(|v| text(v).ok_or_else(|| invalid(service, key, "expected strings in the list")))
@@ -494,6 +505,12 @@ fn service_spec(
         secret_digests: BTreeMap::new(),
         binds,
         networks,
+        update_order: get(service, "deploy")
+            .and_then(|d| get(d.as_mapping()?, "update_config"))
+            .and_then(|u| get(u.as_mapping()?, "order"))
+            .and_then(text),
+        stop_grace_s: duration_ns(name, "stop_grace_period", get(service, "stop_grace_period"))?
+            .map(|ns| (ns.max(0) as u64).div_ceil(1_000_000_000)),
     })
 }
 

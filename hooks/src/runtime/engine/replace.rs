@@ -1,0 +1,241 @@
+//! Replacing a changed service's container: start-first (the new container starts beside the
+//! old one, which keeps serving until the new one is ready) or stop-first (the old one stops,
+//! then the new one starts).
+//!
+//! Start-first is the default for long-running services. It needs two containers of the
+//! service at once, so hooks uses stop-first instead, and says why in the log, when
+//! - the service publishes host ports (the new container could not bind them while the old one
+//!   holds them), even when the files ask for start-first;
+//! - it mounts a named volume read-write and the files do not ask for start-first (two
+//!   processes on one data directory, a database's for one, is what stop-first exists for);
+//! - it is a one-off (a dependent waits for it to complete: there is nothing serving);
+//! - the files say `deploy.update_config.order: stop-first`.
+//!
+//! The new container joins the same networks with the same aliases (the service name and its
+//! `<project>-<service>-1` name), so Docker's DNS answers both while they overlap; a proxy that
+//! resolves per request (the project's nginx) spreads new connections over both. Once the new
+//! one is ready the old one gets its stop signal and `stop_grace_period` (default 10 s) to
+//! finish the requests it has: it stays attached to its networks meanwhile, because
+//! disconnecting it would cut the connections it is still answering; a server that closes its
+//! listener on SIGTERM refuses new connections at once, which a proxy retries on the new
+//! container. When it has exited it is removed (which also takes it out of DNS) and the new
+//! container is renamed `<project>-<service>-1`.
+//!
+//! A new container that does not become ready within the deadline is removed and the old one
+//! is never touched.
+
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::ContainerStateStatusEnum;
+
+use super::EngineError;
+use super::containers::{self, ProjectLabels, Ready};
+use super::spec::ServiceSpec;
+use crate::lifecycle::log::DeploymentLog;
+
+const SCOPE: &str = "compose";
+/// How long a start-first container without a healthcheck must stay running before it counts as
+/// ready: long enough for a process that fails on start-up (bad config, unreachable database)
+/// to have exited, short enough not to slow a deployment down.
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// Log lines shown when a new container fails its gate.
+const TAIL: usize = 20;
+
+/// How a changed service is replaced, and why when it is not the requested order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order {
+    /// The new container first; the old one stops once the new one is ready.
+    StartFirst,
+    /// The old container stops first; `Some(reason)` when start-first was not possible or not
+    /// safe (logged with the length of the gap).
+    StopFirst(Option<String>),
+}
+
+/// The order for `spec` (see the module documentation); `one_off` when a dependent waits for it
+/// to complete.
+pub fn order(spec: &ServiceSpec, one_off: bool) -> Order {
+    let asked = spec.update_order.as_deref();
+    if asked == Some("stop-first") {
+        return Order::StopFirst(None);
+    }
+    if one_off {
+        return Order::StopFirst(Some("it is a one-off service".into()));
+    }
+    if let Some(port) = spec.ports.iter().find(|p| p.published.is_some()) {
+        return Order::StopFirst(Some(format!(
+            "it publishes host port {} (a second container cannot bind it while the old one holds it)",
+            port.published.as_deref().unwrap_or_default()
+        )));
+    }
+    if asked != Some("start-first")
+        && let Some(volume) = spec.binds.iter().find(|b| named_read_write(b))
+    {
+        return Order::StopFirst(Some(format!(
+            "it mounts the named volume {} read-write (two containers would share its data); set deploy.update_config.order: start-first to overlap anyway",
+            volume.split(':').next().unwrap_or_default()
+        )));
+    }
+    Order::StartFirst
+}
+
+/// A bind spec of a named volume (not a host path) without `:ro`.
+fn named_read_write(bind: &str) -> bool {
+    !bind.starts_with('/') && !bind.ends_with(":ro")
+}
+
+/// Starts the new container beside `old` under its `.next` name and waits until it is ready;
+/// then drains and removes `old` and renames the new one. On failure the new container is
+/// removed, `old` is untouched, and the error carries the reason and the redacted log tail.
+pub async fn start_first(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    old: &str,
+    labels: &ProjectLabels,
+    deadline: Duration,
+    log: &DeploymentLog,
+) -> Result<String, EngineError> {
+    let next = containers::next_name(&labels.project, &spec.name);
+    // A crash between create and rename can leave a `.next` container behind.
+    if docker.inspect_container(&next, None).await.is_ok() {
+        containers::remove_after(docker, &next, 0).await?;
+    }
+    let id = containers::create_named(docker, spec, labels, &next).await?;
+    let started = docker
+        .start_container(
+            &id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(|e| EngineError::Engine(format!("starting {}: {e}", spec.name)));
+    let ready = match started {
+        Ok(()) => ready(docker, &id, spec.healthcheck.is_some(), deadline).await,
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(reason) = ready {
+        let tail = containers::log_tail(docker, &id, TAIL).await;
+        let _ = containers::remove_after(docker, &id, 0).await;
+        return Err(EngineError::Engine(log.redact(&format!(
+            "service {} did not become ready: {reason}\nthe old container {} was not touched and is still serving\nthe new container's last {TAIL} log lines:\n{}",
+            spec.name,
+            short(old),
+            tail.trim_end()
+        ))));
+    }
+    log.line(
+        SCOPE,
+        &format!(
+            "{}: new container {} ready beside {}; stopping the old one ({} s to drain)",
+            spec.name,
+            short(&id),
+            short(old),
+            spec.stop_grace_s.unwrap_or(10)
+        ),
+    );
+    containers::remove_after(docker, old, spec.stop_grace_s.unwrap_or(10)).await?;
+    containers::rename(
+        docker,
+        &id,
+        &containers::container_name(&labels.project, &spec.name),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Stop-first: removes `old` (after its drain), then the caller creates the new container.
+/// Logs why when start-first was not possible; returns when the gap began.
+pub async fn stop_first(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    old: &str,
+    why: Option<&str>,
+    log: &DeploymentLog,
+) -> Result<Instant, EngineError> {
+    let gap = Instant::now();
+    if let Some(why) = why {
+        log.line(
+            SCOPE,
+            &format!(
+                "{}: stop-first, not start-first, because {why}: it serves nothing until the new container is ready",
+                spec.name
+            ),
+        );
+    }
+    containers::remove_after(docker, old, spec.stop_grace_s.unwrap_or(10)).await?;
+    Ok(gap)
+}
+
+/// Ready for traffic: healthy when there is a healthcheck, else running for [`SETTLE`].
+async fn ready(
+    docker: &Docker,
+    id: &str,
+    has_check: bool,
+    deadline: Duration,
+) -> Result<(), String> {
+    containers::wait_ready(docker, id, Ready::Up, deadline).await?;
+    if has_check {
+        return Ok(());
+    }
+    let until = Instant::now() + SETTLE;
+    loop {
+        let state = docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| format!("inspecting the container: {e}"))?
+            .state
+            .unwrap_or_default();
+        if state.status != Some(ContainerStateStatusEnum::RUNNING) {
+            return Err(format!(
+                "exited with code {} within {} s of starting",
+                state.exit_code.unwrap_or(-1),
+                SETTLE.as_secs()
+            ));
+        }
+        if Instant::now() >= until {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::engine::spec::PortSpec;
+
+    fn spec() -> ServiceSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "api", "image": "a", "image_id": "sha256:1", "build": null,
+            "command": null, "entrypoint": null, "environment": {}, "user": null,
+            "working_dir": null, "labels": {}, "ports": [], "restart": null,
+            "healthcheck": null, "depends_on": {}, "secrets": [], "secret_digests": {},
+            "binds": ["/srv/conf:/etc/conf:ro"], "networks": ["p_default"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn start_first_unless_ports_a_writable_named_volume_a_one_off_or_stop_first() {
+        assert_eq!(order(&spec(), false), Order::StartFirst);
+        assert!(matches!(order(&spec(), true), Order::StopFirst(Some(_))));
+        let mut s = spec();
+        s.update_order = Some("stop-first".into());
+        assert_eq!(order(&s, false), Order::StopFirst(None));
+        let mut s = spec();
+        s.binds.push("p_pgdata:/var/lib/postgresql/data".into());
+        assert!(matches!(order(&s, false), Order::StopFirst(Some(w)) if w.contains("p_pgdata")));
+        s.update_order = Some("start-first".into());
+        assert_eq!(order(&s, false), Order::StartFirst, "asked for explicitly");
+        s.ports.push(PortSpec {
+            host_ip: None,
+            published: Some("8080".into()),
+            target: 80,
+            protocol: "tcp".into(),
+        });
+        assert!(matches!(order(&s, false), Order::StopFirst(Some(w)) if w.contains("8080")));
+    }
+}
