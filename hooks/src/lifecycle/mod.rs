@@ -12,6 +12,7 @@ pub mod events;
 pub mod install;
 pub mod log;
 pub mod preflight;
+pub mod recovery;
 pub mod rollback;
 pub mod run_hook;
 pub mod runas;

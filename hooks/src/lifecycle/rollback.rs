@@ -76,6 +76,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     );
     let mut env = vec![("DEPLOYMENT_ID".to_owned(), id.clone())];
     env.extend(hooks_env(&layout));
+    let record = lock.record();
     let mut runner = EventRunner {
         log: &log,
         env,
@@ -85,6 +86,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     let builtins = BuiltinContext {
         layout: layout.clone(),
         deployment_id: id.clone(),
+        record: Some(record),
     };
     let mut activation = Activation {
         layout: &layout,

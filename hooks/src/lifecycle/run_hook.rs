@@ -183,6 +183,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     ];
     env.extend(hooks_env(&layout));
     env.extend(agent.bundle_env.iter().cloned());
+    let record = lock.record();
     let mut runner = EventRunner {
         log: &log,
         env,
@@ -192,6 +193,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     let builtins = BuiltinContext {
         layout: layout.clone(),
         deployment_id: id.to_owned(),
+        record: Some(record),
     };
     let mut activation = Activation {
         layout: &layout,

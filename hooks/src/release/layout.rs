@@ -86,7 +86,12 @@ impl Layout {
     /// `installed/<id>`: the files the Install step copied outside the release for deployment
     /// `id`, so the next deployment can remove them first (like the agent's cleanup file).
     pub fn installed_manifest(&self, id: &str) -> PathBuf {
-        self.root.join("installed").join(id)
+        self.installed_dir().join(id)
+    }
+
+    /// `installed/`: the install journals, one per deployment.
+    pub fn installed_dir(&self) -> PathBuf {
+        self.root.join("installed")
     }
 
     /// The release id `current` points to, if the link exists.
