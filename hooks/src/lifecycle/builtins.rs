@@ -62,6 +62,19 @@ pub fn track_group(record: Option<&HolderRecord>, pgid: i32, started: bool) {
     }
 }
 
+/// The shared paths of `release` that hold secrets (its relative `database_url_file`): seeded
+/// into `shared/` with mode 0600.
+pub fn secret_files(release: &Release) -> Vec<PathBuf> {
+    release
+        .spec
+        .deploy
+        .migrate
+        .iter()
+        .map(|m| m.database_url_file.clone())
+        .filter(|p| p.is_relative())
+        .collect()
+}
+
 /// The built-in step of `event` for `release`, if its `deploy:` section asks for one.
 pub fn for_event<'a>(
     event: LifecycleEvent,

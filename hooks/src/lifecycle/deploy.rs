@@ -182,6 +182,7 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
         digest: None,
         failure: std::cell::RefCell::new(None),
         record: lock.record(),
+        stop_interrupted: super::recovery::started_release(&layout, &lock),
     };
     let outcome = run.execute(source, &mut lock);
     run.finish(&outcome);
@@ -238,6 +239,8 @@ struct Run<'a> {
     failure: std::cell::RefCell<Option<StepFailure>>,
     /// The lock's holder record, for the tools the migration check starts.
     record: crate::release::lock::HolderRecord,
+    /// An interrupted deployment that may have started its service: stopped first.
+    stop_interrupted: Option<String>,
 }
 
 impl Run<'_> {
@@ -305,6 +308,9 @@ impl Run<'_> {
             runner: &mut runner,
             builtins: &builtins,
         };
+        if let Some(interrupted) = &self.stop_interrupted {
+            self.stop_interrupted_release(&mut activation, interrupted);
+        }
         match self.lifecycle(&mut activation, &new, previous.as_ref()) {
             Ok(()) => {
                 let removed = retention::prune(
@@ -443,6 +449,25 @@ impl Run<'_> {
         }
     }
 
+    /// Runs the ApplicationStop of a deployment that was killed at or after its
+    /// ApplicationStart, best effort: its service may still run and hold what the new release
+    /// needs (a port, a pidfile), and no later deployment would otherwise stop it.
+    fn stop_interrupted_release(&self, activation: &mut Activation<'_, '_>, id: &str) {
+        match super::activate::load_release(self.layout, id) {
+            Ok(release) => {
+                self.log.line(
+                    "recovery",
+                    &format!("running ApplicationStop of interrupted deployment {id}, which had started its service"),
+                );
+                activation.stop_best_effort(&release);
+            }
+            Err(e) => self.log.line(
+                "recovery",
+                &format!("cannot stop interrupted deployment {id}: {e}"),
+            ),
+        }
+    }
+
     /// The release of the last fully successful deployment, with its appspec.
     fn previous_release(&self) -> Option<Release> {
         let id = self
@@ -501,14 +526,7 @@ impl Run<'_> {
         activation
             .event(BeforeInstall, new)
             .map_err(|f| (f, true))?;
-        let installed_before = self
-            .layout
-            .current_release()
-            .map(|c| install::read_manifest(&self.layout.installed_manifest(&c)))
-            .unwrap_or_default();
-        activation
-            .install(new, &installed_before)
-            .map_err(|f| (f, true))?;
+        activation.install(new).map_err(|f| (f, true))?;
         activation.event(AfterInstall, new).map_err(|f| (f, true))?;
         activation.switch(new).map_err(|f| (f, true))?;
         activation
@@ -565,7 +583,7 @@ impl Run<'_> {
                     &format!("restoring the previous release {}", previous.id),
                 );
                 let stop_failed = started.then_some(new);
-                match activation.restore(previous, stop_failed, &new.id) {
+                match activation.restore(previous, stop_failed) {
                     Ok(()) => {
                         self.log.line(
                             "rollback",
@@ -590,9 +608,7 @@ impl Run<'_> {
                     activation.stop_best_effort(new);
                 }
                 let _ = switch::clear_current(self.layout);
-                install::remove_installed(&install::read_manifest(
-                    &self.layout.installed_manifest(&new.id),
-                ));
+                install::remove_journaled(&install::live_journals(self.layout));
                 self.log.line(
                     "rollback",
                     "no earlier successful release to restore: `current` removed",

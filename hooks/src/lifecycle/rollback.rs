@@ -96,7 +96,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     let replaced = current
         .as_deref()
         .and_then(|c| load_release(&layout, c).ok());
-    let result = activation.restore(&target, replaced.as_ref(), current.as_deref().unwrap_or(""));
+    let result = activation.restore(&target, replaced.as_ref());
     let (outcome, result_kind, error) = match result {
         Ok(()) => {
             if let Some(replaced) = &current {

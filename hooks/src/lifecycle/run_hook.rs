@@ -258,7 +258,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
                 let traffic = release.spec.deploy.traffic;
                 let step = match event {
                     AfterInstall => activation
-                        .install(&release, &[])
+                        .install(&release)
                         .and_then(|()| activation.event(event, &release)),
                     ApplicationStart => activation
                         .switch(&release)
