@@ -160,6 +160,7 @@ pub fn status(root: &Path, json: bool) -> i32 {
             "current": current,
             "previous": previous,
             "last": last,
+            "last_state": last.map(|d| result_word(&layout, d)),
         });
         println!("{value:#}");
     } else {
@@ -173,7 +174,7 @@ pub fn status(root: &Path, json: bool) -> i32 {
             Some(d) => println!(
                 "last:     {} {} {}{}",
                 d.id,
-                d.result.map(|r| r.as_str()).unwrap_or("in progress"),
+                result_word(&layout, d),
                 d.ended_at.as_deref().unwrap_or(&d.started_at),
                 d.failed_event
                     .as_ref()
@@ -186,8 +187,26 @@ pub fn status(root: &Path, json: bool) -> i32 {
     0
 }
 
+/// The result of `d`, or for one without a result whether it still runs: its process holds
+/// the lock (`in progress`), a `hooks run-hook` step let go of it between two CodeDeploy events
+/// (`in progress (between events)`), or the process died (`interrupted`: the next deployment
+/// recovers it).
+fn result_word(layout: &Layout, d: &Deployment) -> &'static str {
+    if let Some(result) = d.result {
+        return result.as_str();
+    }
+    match hooks::release::lock::read_holder(&layout.lock_file()) {
+        Some(holder) if holder.deployment_id == d.id && holder.is_running() => "in progress",
+        Some(holder) if holder.deployment_id == d.id && holder.released => {
+            "in progress (between events)"
+        }
+        _ => "interrupted",
+    }
+}
+
 /// `hooks history [--json]`.
 pub fn history(root: &Path, json: bool) -> i32 {
+    let layout = Layout::new(root);
     let all = match deployments(root) {
         Ok(all) => all,
         Err(code) => return code,
@@ -205,7 +224,7 @@ pub fn history(root: &Path, json: bool) -> i32 {
             "{:<26} {:<8} {:<20} {:<24} {:<16} {}{}",
             d.id,
             format!("{:?}", d.kind).to_lowercase(),
-            d.result.map(|r| r.as_str()).unwrap_or("in progress"),
+            result_word(&layout, d),
             d.started_at,
             d.failed_event.as_deref().unwrap_or("-"),
             d.bundle,

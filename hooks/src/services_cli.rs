@@ -335,12 +335,7 @@ pub struct SwapArgs {
 
 /// Takes the deployment lock of `root`, so a promotion never runs beside a deployment.
 fn lock(root: &Path, what: &str) -> Result<hooks::release::DeployLock, i32> {
-    let holder = hooks::release::lock::Holder {
-        pid: std::process::id(),
-        deployment_id: what.to_owned(),
-        since: hooks::release::history::now(),
-        script_pgid: None,
-    };
+    let holder = hooks::release::lock::Holder::new(what);
     std::fs::create_dir_all(root)
         .map_err(|e| e.to_string())
         .and_then(|()| {

@@ -218,7 +218,7 @@ fn a_deployment_cut_short_by_kill_9_is_marked_interrupted_and_deployed_again() {
     let root = Root::serving();
     let bucket = bucket();
     let (url, mut child) = start_gated(&root, &bucket);
-    let lock = root.path().join("lock");
+    let lock = root.path().join("lock.holder");
     wait_until("the script to start", Duration::from_secs(60), || {
         root.path().join("started").exists()
             && std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("script_pgid"))

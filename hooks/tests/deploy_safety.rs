@@ -201,7 +201,7 @@ fn kill_9_during_any_event_is_recovered_by_the_next_deployment() {
             });
             // hooks records the script's process group in the lock file right after the exec;
             // a kill in the microseconds before that would leave the script unknown to recovery.
-            let lock = env.root().join("lock");
+            let lock = env.root().join("lock.holder");
             wait_until(
                 Duration::from_secs(30),
                 "the script's group in the lock",

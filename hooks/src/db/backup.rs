@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::url::{DatabaseUrl, PgConnection};
+use super::{BACKUPS_DIR_MODE, GroupTracker, SECRET_MODE};
 
 /// Why a backup or a restore failed. Never contains the database URL.
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +45,20 @@ fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -
 /// Takes a backup named after `label` (the deployment id). Returns `None` when there is
 /// nothing to back up yet (a SQLite file that does not exist: the first deployment creates it).
 /// The file is written as `.partial`, fsynced, then renamed, so a listed backup is complete.
+/// `backups_dir` is created with mode 0700 and the backup with 0600; `pg_dump` runs in a
+/// process group reported to `track`.
 pub fn take(
     url: &DatabaseUrl,
     backups_dir: &Path,
     label: &str,
+    track: GroupTracker<'_>,
 ) -> Result<Option<PathBuf>, BackupError> {
-    std::fs::create_dir_all(backups_dir).map_err(io("creating", backups_dir))?;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(BACKUPS_DIR_MODE)
+        .create(backups_dir)
+        .map_err(io("creating", backups_dir))?;
     let (name, partial) = match url {
         DatabaseUrl::Sqlite { .. } => {
             (format!("{label}.sqlite"), format!("{label}.sqlite.partial"))
@@ -61,22 +70,31 @@ pub fn take(
     let partial = backups_dir.join(partial);
     let final_path = backups_dir.join(name);
     let _ = std::fs::remove_file(&partial);
+    if let DatabaseUrl::Sqlite { path } = url
+        && !path.exists()
+    {
+        return Ok(None);
+    }
+    // Created empty with its final mode, so the dump is never readable by others, even for a
+    // moment: `VACUUM INTO` accepts an empty file, and pg_dump truncates it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(SECRET_MODE)
+        .open(&partial)
+        .map_err(io("creating", &partial))?;
     match url {
-        DatabaseUrl::Sqlite { path } => {
-            if !path.exists() {
-                return Ok(None);
-            }
-            sqlite_vacuum_into(path, &partial)?;
-        }
+        DatabaseUrl::Sqlite { path } => sqlite_vacuum_into(path, &partial)?,
         DatabaseUrl::Postgres { .. } => {
-            let connection = PgConnection::new(url).map_err(io("preparing", backups_dir))?;
+            let connection =
+                PgConnection::new(url, backups_dir).map_err(io("preparing", backups_dir))?;
             let mut command = Command::new("pg_dump");
             command
                 .args(&connection.args)
                 .arg("--format=custom")
                 .arg(format!("--file={}", partial.display()))
                 .envs(connection.env.iter().map(|(k, v)| (k, v)));
-            run_tool("pg_dump", command)?;
+            run_tool("pg_dump", command, track)?;
         }
     }
     std::fs::File::open(&partial)
@@ -89,7 +107,7 @@ pub fn take(
 
 /// Puts a backup back. SQLite: the file replaces the database (beside, fsync, rename; stop the
 /// service first). PostgreSQL: the `public` schema is emptied and the dump replayed, in one
-/// transaction.
+/// transaction. The temporary password file goes beside the backup (in `backups/`).
 pub fn restore(url: &DatabaseUrl, backup: &Path) -> Result<(), BackupError> {
     match url {
         DatabaseUrl::Sqlite { path } => {
@@ -115,7 +133,8 @@ pub fn restore(url: &DatabaseUrl, backup: &Path) -> Result<(), BackupError> {
 fn restore_postgres(url: &DatabaseUrl, backup: &Path) -> Result<(), BackupError> {
     use std::io::Write;
     use std::process::Stdio;
-    let connection = PgConnection::new(url).map_err(io("preparing", backup))?;
+    let dir = backup.parent().unwrap_or(Path::new("."));
+    let connection = PgConnection::new(url, dir).map_err(io("preparing", backup))?;
     let mut dump = Command::new("pg_restore")
         .arg("--file=-")
         .arg(backup)
@@ -168,8 +187,12 @@ pub fn prune(backups_dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-fn run_tool(tool: &'static str, mut command: Command) -> Result<(), BackupError> {
-    let output = command.output().map_err(|e| start_error(tool, e))?;
+fn run_tool(
+    tool: &'static str,
+    mut command: Command,
+    track: GroupTracker<'_>,
+) -> Result<(), BackupError> {
+    let output = super::output_tracked(&mut command, track).map_err(|e| start_error(tool, e))?;
     if output.status.success() {
         Ok(())
     } else {

@@ -26,6 +26,8 @@ pub struct MigrateContext<'a> {
     pub deployment_id: &'a str,
     /// Newest backups kept.
     pub keep_backups: usize,
+    /// Told about the migrator's and `pg_dump`'s process groups (see [`super::GroupTracker`]).
+    pub track: super::GroupTracker<'a>,
 }
 
 /// What `migrator info --json` says, reduced to what the step needs.
@@ -53,19 +55,18 @@ impl MigrateContext<'_> {
 
     /// Asks the migrator what it would do, without changing anything.
     pub fn pending(&self) -> Result<Pending, String> {
-        let output = Command::new(self.migrator())
+        let mut command = Command::new(self.migrator());
+        command
             .current_dir(self.workdir)
             .arg("--database-url-file")
             .arg(self.url_file())
-            .args(["info", "--json"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                format!(
-                    "cannot run the migrator {}: {e}; check deploy.migrate.migrator",
-                    self.config.migrator.display()
-                )
-            })?;
+            .args(["info", "--json"]);
+        let output = super::output_tracked(&mut command, self.track).map_err(|e| {
+            format!(
+                "cannot run the migrator {}: {e}; check deploy.migrate.migrator",
+                self.config.migrator.display()
+            )
+        })?;
         if !output.status.success() {
             return Err(format!(
                 "`migrator info` failed ({}): {}",
@@ -132,7 +133,7 @@ impl MigrateContext<'_> {
             }
         }
         if self.config.backup {
-            let taken = match backup::take(&url, self.backups_dir, self.deployment_id) {
+            let taken = match backup::take(&url, self.backups_dir, self.deployment_id, self.track) {
                 Ok(Some(path)) => {
                     log.line(scope, &format!("backup taken: {}", path.display()));
                     Some(path)
@@ -171,7 +172,9 @@ impl MigrateContext<'_> {
     }
 
     fn apply(&self, log: &DeploymentLog, scope: &str, url_file: &Path) -> Result<(), String> {
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new(self.migrator())
+            .process_group(0)
             .current_dir(self.workdir)
             .arg("--database-url-file")
             .arg(url_file)
@@ -181,6 +184,8 @@ impl MigrateContext<'_> {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run the migrator: {e}"))?;
+        let pgid = child.id() as i32;
+        (self.track)(pgid, true);
         let mut readers = Vec::new();
         for (stream, reader) in [
             (
@@ -197,9 +202,9 @@ impl MigrateContext<'_> {
                 }
             }));
         }
-        let status = child
-            .wait()
-            .map_err(|e| format!("waiting for the migrator: {e}"))?;
+        let status = child.wait();
+        (self.track)(pgid, false);
+        let status = status.map_err(|e| format!("waiting for the migrator: {e}"))?;
         for reader in readers {
             let _ = reader.join();
         }

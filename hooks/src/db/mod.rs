@@ -7,6 +7,39 @@ pub mod url;
 
 use std::path::{Path, PathBuf};
 
+/// Told about every process group a database step starts (`true`) and reaps (`false`), so the
+/// deployment's lock record names it and recovery after a crash of `hooks` can stop it.
+pub type GroupTracker<'a> = &'a (dyn Fn(i32, bool) + Sync);
+
+/// A [`GroupTracker`] for callers outside a deployment (`hooks restore`).
+pub fn untracked(_pgid: i32, _started: bool) {}
+
+/// Mode of `backups/`: dumps hold every row of the database.
+pub const BACKUPS_DIR_MODE: u32 = 0o700;
+
+/// Mode of every backup and of the temporary password file.
+pub const SECRET_MODE: u32 = 0o600;
+
+/// Runs `command` in a process group of its own, recorded through `track` while it runs, and
+/// collects its output.
+pub fn output_tracked(
+    command: &mut std::process::Command,
+    track: GroupTracker<'_>,
+) -> std::io::Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    let child = command
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pgid = child.id() as i32;
+    track(pgid, true);
+    let output = child.wait_with_output();
+    track(pgid, false);
+    output
+}
+
 /// Finds a backup given as a path or as a name inside `backups_dir`.
 pub fn find_backup(backups_dir: &Path, given: &Path) -> Result<PathBuf, String> {
     if given.is_file() {

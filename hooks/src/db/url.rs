@@ -1,6 +1,7 @@
 //! Database URLs as read from a secret file: which engine, where the SQLite file is, and the
 //! PostgreSQL connection parts for `pg_dump`/`pg_restore`, whose password goes through a
-//! temporary `PGPASSFILE`, never a command line or an environment variable.
+//! temporary `PGPASSFILE` (mode 0600, under the deployment root, never in `/tmp`), never a
+//! command line or an environment variable.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,9 @@ fn percent_decode(text: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
+/// Name prefix of temporary password files: recovery after a crash removes the ones it finds.
+pub const PASSFILE_PREFIX: &str = ".pgpass-";
+
 /// Arguments and environment for libpq tools; the password is in a 0600 temporary file named by
 /// `PGPASSFILE`, removed when this value is dropped.
 pub struct PgConnection {
@@ -136,8 +140,10 @@ pub struct PgConnection {
 }
 
 impl PgConnection {
-    /// Builds the connection for `url` (which must be PostgreSQL).
-    pub fn new(url: &DatabaseUrl) -> std::io::Result<Self> {
+    /// Builds the connection for `url` (which must be PostgreSQL). The password file goes into
+    /// `dir` (`<root>/backups/`, mode 0700), where a crash cannot leave it readable by others
+    /// and recovery finds it.
+    pub fn new(url: &DatabaseUrl, dir: &Path) -> std::io::Result<Self> {
         let DatabaseUrl::Postgres {
             host,
             port,
@@ -163,7 +169,9 @@ impl PgConnection {
         let mut passfile = None;
         if let Some(password) = password {
             // tempfile creates the file with mode 0600, as libpq requires.
-            let mut file = tempfile::NamedTempFile::new()?;
+            let mut file = tempfile::Builder::new()
+                .prefix(PASSFILE_PREFIX)
+                .tempfile_in(dir)?;
             let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
             writeln!(
                 file,
@@ -201,9 +209,10 @@ mod tests {
         let (url, raw) = DatabaseUrl::read(&file, dir.path()).unwrap();
         assert!(raw.contains("s%3Acret"));
         assert!(!format!("{url:?}").contains("cret"));
-        let pg = PgConnection::new(&url).unwrap();
+        let pg = PgConnection::new(&url, dir.path()).unwrap();
         assert!(pg.args.iter().all(|a| !a.contains("cret")));
         let passfile = &pg.env.iter().find(|(k, _)| k == "PGPASSFILE").unwrap().1;
+        assert!(Path::new(passfile).starts_with(dir.path()), "{passfile}");
         assert_eq!(
             std::fs::read_to_string(passfile).unwrap(),
             "db.local:6543:shop:app:s\\:cret\n"

@@ -33,32 +33,33 @@ impl Activation<'_, '_> {
         self.runner.run(event, &release.spec, &release.dir, builtin)
     }
 
-    /// The Install event: shared links, `files:` (after removing `installed_before`), and
-    /// permissions; the list of installed paths is recorded for the next deployment.
-    pub fn install(
-        &mut self,
-        release: &Release,
-        installed_before: &[PathBuf],
-    ) -> Result<(), StepFailure> {
+    /// The Install event: shared links, `files:` (after removing what earlier deployments
+    /// installed and may still be on disk, see [`install::live_journals`]), and permissions;
+    /// what is installed is journaled as it goes, for the next deployment and for recovery.
+    pub fn install(&mut self, release: &Release) -> Result<(), StepFailure> {
         let shared_dir = self.layout.shared_dir();
-        let manifest = self.layout.installed_manifest(&release.id);
+        let layout = self.layout;
+        let secrets = builtins::secret_files(release);
         let builtin: Builtin<'_> = Box::new(|log| {
-            let notes =
-                install::link_shared(&release.spec.deploy.shared, &release.dir, &shared_dir)
-                    .map_err(|e| e.to_string())?;
+            let notes = install::link_shared(
+                &release.spec.deploy.shared,
+                &release.dir,
+                &shared_dir,
+                &secrets,
+            )
+            .map_err(|e| e.to_string())?;
             for note in notes {
                 log.line("Install", &note);
             }
-            let installed = install::install_files(&release.spec, &release.dir, installed_before)
+            install::remove_journaled(&install::live_journals(layout));
+            let mut journal = install::Journal::create(&layout.installed_manifest(&release.id))
+                .map_err(|e| format!("cannot start the install journal: {e}"))?;
+            let installed = install::install_files(&release.spec, &release.dir, &mut journal)
                 .map_err(|e| e.to_string())?;
-            if !installed.is_empty() {
-                log.line(
-                    "Install",
-                    &format!("files: installed {} paths", installed.len()),
-                );
+            if installed > 0 {
+                log.line("Install", &format!("files: installed {installed} paths"));
             }
-            install::write_manifest(&manifest, &installed)
-                .map_err(|e| format!("cannot record installed files: {e}"))
+            Ok(())
         });
         self.runner.run(
             LifecycleEvent::Install,
@@ -97,19 +98,17 @@ impl Activation<'_, '_> {
     }
 
     /// Makes `target` serve again: stops `stop_first` (best effort), re-installs the target's
-    /// files in place of `replaced`'s, switches `current`, and runs ApplicationStart and
-    /// ValidateService.
+    /// files in place of those of the replaced release, switches `current`, and runs
+    /// ApplicationStart and ValidateService.
     pub fn restore(
         &mut self,
         target: &Release,
         stop_first: Option<&Release>,
-        replaced: &str,
     ) -> Result<(), StepFailure> {
         if let Some(failed) = stop_first {
             self.stop_best_effort(failed);
         }
-        let installed = install::read_manifest(&self.layout.installed_manifest(replaced));
-        self.install(target, &installed)?;
+        self.install(target)?;
         self.switch(target)?;
         self.event(LifecycleEvent::ApplicationStart, target)?;
         self.event(LifecycleEvent::ValidateService, target)

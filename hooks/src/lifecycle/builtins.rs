@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use crate::appspec::LifecycleEvent;
 use crate::db::migrate::MigrateContext;
 use crate::release::Layout;
+use crate::release::lock::HolderRecord;
 use crate::runtime::services;
 
 use super::activate::Release;
@@ -34,12 +35,44 @@ pub const KEEP_BACKUPS: usize = 10;
 pub struct BuiltinContext {
     pub layout: Layout,
     pub deployment_id: String,
+    /// The lock's holder record, where the tools a step starts are listed for recovery.
+    pub record: Option<HolderRecord>,
 }
 
 impl BuiltinContext {
     fn shared_dir(&self) -> PathBuf {
         self.layout.shared_dir()
     }
+
+    /// A [`crate::db::GroupTracker`] writing into the lock's holder record.
+    pub fn track(&self, pgid: i32, started: bool) {
+        track_group(self.record.as_ref(), pgid, started);
+    }
+}
+
+/// Adds (`started`) or removes a tool's process group in the holder record, if there is one.
+/// A record that cannot be written only weakens recovery after a crash: not a reason to fail.
+pub fn track_group(record: Option<&HolderRecord>, pgid: i32, started: bool) {
+    if let Some(record) = record {
+        let _ = if started {
+            record.add_child_group(pgid)
+        } else {
+            record.remove_child_group(pgid)
+        };
+    }
+}
+
+/// The shared paths of `release` that hold secrets (its relative `database_url_file`): seeded
+/// into `shared/` with mode 0600.
+pub fn secret_files(release: &Release) -> Vec<PathBuf> {
+    release
+        .spec
+        .deploy
+        .migrate
+        .iter()
+        .map(|m| m.database_url_file.clone())
+        .filter(|p| p.is_relative())
+        .collect()
 }
 
 /// The built-in step of `event` for `release`, if its `deploy:` section asks for one.
@@ -54,6 +87,7 @@ pub fn for_event<'a>(
             Some(Box::new(move |log| {
                 let shared_dir = context.shared_dir();
                 let backups_dir = context.layout.backups_dir();
+                let track = |pgid, started| context.track(pgid, started);
                 MigrateContext {
                     config,
                     release_dir: &release.dir,
@@ -62,6 +96,7 @@ pub fn for_event<'a>(
                     backups_dir: &backups_dir,
                     deployment_id: &context.deployment_id,
                     keep_backups: KEEP_BACKUPS,
+                    track: &track,
                 }
                 .run(log)
             }))

@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::appspec::{self, AppSpec, LifecycleEvent};
 use crate::bundle::{self, BundleSource};
 use crate::release::history::{self, Kind, Record};
-use crate::release::lock::Holder;
 use crate::release::{DeployLock, History, Layout, retention, switch};
 
 use crate::db::migrate::{MigrateContext, Pending};
@@ -19,6 +18,7 @@ use super::activate::{Activation, Release};
 use super::builtins::BuiltinContext;
 use super::events::{EventRunner, StepFailure};
 use super::log::DeploymentLog;
+pub use super::recovery::{begin, begin_continuing};
 use super::script::Grace;
 use super::{install, preflight};
 
@@ -122,95 +122,6 @@ pub fn current_user() -> String {
         .unwrap_or_else(|_| format!("uid {}", unsafe { libc::geteuid() }))
 }
 
-/// Takes the lock and recovers from an interrupted run. Shared with `hooks rollback`.
-/// Returns the lock and what recovery did, for the deployment's log.
-pub fn begin(
-    layout: &Layout,
-    id: &str,
-    wait: Duration,
-) -> Result<(DeployLock, Vec<String>), Outcome> {
-    begin_continuing(layout, id, wait, None)
-}
-
-/// [`begin`] for one step of a deployment that spans several processes (`hooks run-hook`, one
-/// per CodeDeploy event): the unfinished history record of `continuing` is not interrupted.
-pub fn begin_continuing(
-    layout: &Layout,
-    id: &str,
-    wait: Duration,
-    continuing: Option<&str>,
-) -> Result<(DeployLock, Vec<String>), Outcome> {
-    crate::release::layout::check_root(layout.root()).map_err(|e| Outcome::Invalid {
-        id: None,
-        error: e.to_string(),
-    })?;
-    layout.ensure().map_err(|e| Outcome::Invalid {
-        id: None,
-        error: format!("cannot create the root {}: {e}", layout.root().display()),
-    })?;
-    let holder = Holder {
-        pid: std::process::id(),
-        deployment_id: id.to_owned(),
-        since: history::now(),
-        script_pgid: None,
-    };
-    let lock =
-        DeployLock::acquire(&layout.lock_file(), holder, wait).map_err(|e| Outcome::Locked {
-            error: format!("{e}; wait for it to finish, or pass --wait SECONDS"),
-        })?;
-    let notes = recover(layout, &lock, continuing);
-    Ok((lock, notes))
-}
-
-/// Cleans up after a holder that died: its orphaned script, partial releases, and its
-/// unfinished history record.
-fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<String> {
-    let mut notes = Vec::new();
-    if let Some(previous) = &lock.previous
-        && let Some(pgid) = previous.script_pgid
-        && previous.pid != std::process::id()
-        && unsafe { libc::kill(-pgid, 0) } == 0
-    {
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        notes.push(format!(
-            "stopped script process group {pgid} left running by interrupted deployment {}",
-            previous.deployment_id
-        ));
-    }
-    let _ = switch::clean_stale_links(layout);
-    if let Ok(removed) = retention::clean_leftovers(layout) {
-        for name in removed {
-            notes.push(format!("removed leftover releases/{name}"));
-        }
-    }
-    let history = History::new(layout.history_file());
-    if let Ok(deployments) = history.deployments() {
-        let unfinished = deployments
-            .iter()
-            .filter(|d| d.result.is_none() && Some(d.id.as_str()) != continuing);
-        for deployment in unfinished {
-            let _ = history.append(&Record::Finished {
-                id: deployment.id.clone(),
-                ended_at: history::now(),
-                result: history::Result::Interrupted,
-                digest: None,
-                failed_event: None,
-                failed_script: None,
-                error: Some(format!(
-                    "hooks (pid {}) stopped before the deployment finished",
-                    deployment.pid
-                )),
-                restored: None,
-            });
-            notes.push(format!(
-                "deployment {} was interrupted (pid {} died); marked in the history",
-                deployment.id, deployment.pid
-            ));
-        }
-    }
-    notes
-}
-
 /// Runs a whole deployment of `source`.
 pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
     let layout = Layout::new(&options.root);
@@ -273,6 +184,8 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
         options,
         digest: None,
         failure: std::cell::RefCell::new(None),
+        record: lock.record(),
+        stop_interrupted: super::recovery::started_release(&layout, &lock),
     };
     let outcome = run.execute(source, &mut lock);
     run.finish(&outcome);
@@ -354,6 +267,10 @@ struct Run<'a> {
     digest: Option<String>,
     /// The failing step, kept for the history record.
     failure: std::cell::RefCell<Option<StepFailure>>,
+    /// The lock's holder record, for the tools the migration check starts.
+    record: crate::release::lock::HolderRecord,
+    /// An interrupted deployment that may have started its service: stopped first.
+    stop_interrupted: Option<String>,
 }
 
 impl Run<'_> {
@@ -436,12 +353,16 @@ impl Run<'_> {
         let builtins = BuiltinContext {
             layout: self.layout.clone(),
             deployment_id: self.id.to_owned(),
+            record: Some(self.record.clone()),
         };
         let mut activation = Activation {
             layout: self.layout,
             runner: &mut runner,
             builtins: &builtins,
         };
+        if let Some(interrupted) = &self.stop_interrupted {
+            self.stop_interrupted_release(&mut activation, interrupted);
+        }
         match self.lifecycle(&mut activation, &new, previous.as_ref()) {
             Ok(()) => {
                 let removed = retention::prune(
@@ -551,6 +472,8 @@ impl Run<'_> {
         let shared_dir = self.layout.shared_dir();
         let backups_dir = self.layout.backups_dir();
         let workdir = self.layout.release_dir(&current);
+        let record = &self.record;
+        let track = |pgid, started| super::builtins::track_group(Some(record), pgid, started);
         let step = MigrateContext {
             config,
             release_dir: partial,
@@ -559,6 +482,7 @@ impl Run<'_> {
             backups_dir: &backups_dir,
             deployment_id: self.id,
             keep_backups: super::builtins::KEEP_BACKUPS,
+            track: &track,
         };
         if !step.url_file().exists() {
             return Ok(());
@@ -577,6 +501,25 @@ impl Run<'_> {
                 );
                 Ok(())
             }
+        }
+    }
+
+    /// Runs the ApplicationStop of a deployment that was killed at or after its
+    /// ApplicationStart, best effort: its service may still run and hold what the new release
+    /// needs (a port, a pidfile), and no later deployment would otherwise stop it.
+    fn stop_interrupted_release(&self, activation: &mut Activation<'_, '_>, id: &str) {
+        match super::activate::load_release(self.layout, id) {
+            Ok(release) => {
+                self.log.line(
+                    "recovery",
+                    &format!("running ApplicationStop of interrupted deployment {id}, which had started its service"),
+                );
+                activation.stop_best_effort(&release);
+            }
+            Err(e) => self.log.line(
+                "recovery",
+                &format!("cannot stop interrupted deployment {id}: {e}"),
+            ),
         }
     }
 
@@ -638,14 +581,7 @@ impl Run<'_> {
         activation
             .event(BeforeInstall, new)
             .map_err(|f| (f, true))?;
-        let installed_before = self
-            .layout
-            .current_release()
-            .map(|c| install::read_manifest(&self.layout.installed_manifest(&c)))
-            .unwrap_or_default();
-        activation
-            .install(new, &installed_before)
-            .map_err(|f| (f, true))?;
+        activation.install(new).map_err(|f| (f, true))?;
         activation.event(AfterInstall, new).map_err(|f| (f, true))?;
         activation.switch(new).map_err(|f| (f, true))?;
         activation
@@ -704,7 +640,7 @@ impl Run<'_> {
                     &format!("restoring the previous release {}", previous.id),
                 );
                 let stop_failed = started.then_some(new);
-                match activation.restore(previous, stop_failed, &new.id) {
+                match activation.restore(previous, stop_failed) {
                     Ok(()) => {
                         self.log.line(
                             "rollback",
@@ -729,9 +665,7 @@ impl Run<'_> {
                     activation.stop_best_effort(new);
                 }
                 let _ = switch::clear_current(self.layout);
-                install::remove_installed(&install::read_manifest(
-                    &self.layout.installed_manifest(&new.id),
-                ));
+                install::remove_journaled(&install::live_journals(self.layout));
                 self.log.line(
                     "rollback",
                     "no earlier successful release to restore: `current` removed",

@@ -62,6 +62,7 @@ impl EventRunner<'_> {
                 if scripts.len() == 1 { "" } else { "s" }
             ),
         );
+        let _ = self.lock.set_event(scope);
         let result = self.run_steps(event, scripts, release_dir, builtin);
         let elapsed = started.elapsed().as_secs_f64();
         match &result {

@@ -63,12 +63,17 @@ pub fn check_shared(
     Ok(())
 }
 
+/// Mode of a secret file (the database URL) seeded into `shared/` from the release.
+pub const SECRET_MODE: u32 = 0o600;
+
 /// Links each shared path into the release. The shared copy wins; on first use it is seeded from
-/// the release's own file or directory when there is one.
+/// the release's own file or directory when there is one. A path in `secrets` (relative, like
+/// the shared paths) is seeded as a new file of mode 0600 whatever its mode in the bundle.
 pub fn link_shared(
     shared: &[SharedPath],
     release_dir: &Path,
     shared_dir: &Path,
+    secrets: &[PathBuf],
 ) -> Result<Vec<String>, InstallError> {
     let mut notes = Vec::new();
     for entry in shared {
@@ -82,7 +87,13 @@ pub fn link_shared(
         }
         let release_has = std::fs::symlink_metadata(&in_release).is_ok();
         if !target.exists() {
-            if release_has {
+            if release_has && secrets.contains(&entry.path) && in_release.is_file() {
+                seed_secret(&in_release, &target)?;
+                notes.push(format!(
+                    "shared: seeded {} from the release (mode 0600: it holds a secret)",
+                    target.display()
+                ));
+            } else if release_has {
                 std::fs::rename(&in_release, &target).map_err(io_error("seeding", &target))?;
                 notes.push(format!(
                     "shared: seeded {} from the release",
@@ -114,6 +125,27 @@ pub fn link_shared(
     Ok(notes)
 }
 
+/// Copies `from` to a new file `to` created with mode 0600 (beside, fsynced, renamed), then
+/// removes `from`: the secret is never readable by others under its shared name.
+fn seed_secret(from: &Path, to: &Path) -> Result<(), InstallError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bytes = std::fs::read(from).map_err(io_error("reading", from))?;
+    let temp = temp_beside(to);
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(SECRET_MODE)
+        .open(&temp)
+        .map_err(io_error("creating", &temp))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("writing", &temp))?;
+    std::fs::rename(&temp, to).map_err(io_error("seeding", to))?;
+    std::fs::remove_file(from).map_err(io_error("removing", from))
+}
+
 fn remove_any(path: &Path) -> Result<(), InstallError> {
     let metadata = std::fs::symlink_metadata(path).map_err(io_error("inspecting", path))?;
     if metadata.is_dir() {
@@ -123,16 +155,16 @@ fn remove_any(path: &Path) -> Result<(), InstallError> {
     }
 }
 
-/// Copies `files:` out of the release. `previous` lists what the previous deployment installed:
-/// those paths are removed first and never count as "already exists". Returns the paths
-/// installed now, to be recorded for the next deployment.
+/// Copies `files:` out of the release, recording each path in `journal` before creating it,
+/// so a crash or a failure at any point leaves a list of exactly what may be ours. The paths
+/// earlier deployments installed must be removed first ([`remove_journaled`]), so they never
+/// count as "already exists". Returns how many paths were installed.
 pub fn install_files(
     spec: &AppSpec,
     release_dir: &Path,
-    previous: &[PathBuf],
-) -> Result<Vec<PathBuf>, InstallError> {
-    remove_installed(previous);
-    let mut installed = Vec::new();
+    journal: &mut Journal,
+) -> Result<usize, InstallError> {
+    let before = journal.entries;
     for mapping in &spec.files {
         let source = release_dir.join(mapping.source.trim_start_matches('/'));
         let metadata = std::fs::symlink_metadata(&source)
@@ -142,7 +174,7 @@ pub fn install_files(
                 &source,
                 &mapping.destination,
                 spec.file_exists_behavior,
-                &mut installed,
+                journal,
             )?;
         } else {
             let name = source.file_name().expect("a file has a name");
@@ -152,24 +184,27 @@ pub fn install_files(
                 &source,
                 &mapping.destination.join(name),
                 spec.file_exists_behavior,
-                &mut installed,
+                journal,
             )?;
         }
     }
     // Like the agent: permissions change only what this deployment installed, never other
     // files that happen to lie under the object.
+    let installed = read_manifest(&journal.path);
     let ours: std::collections::HashSet<&Path> = installed.iter().map(PathBuf::as_path).collect();
     for permission in &spec.permissions {
         apply_permission(permission, &ours)?;
     }
-    Ok(installed)
+    Ok(journal.entries - before)
 }
 
 /// Removes files installed by a previous deployment, then the directories it created if they
-/// are empty (deepest first). Missing paths are fine: someone cleaned up by hand.
+/// are empty (deepest first). Missing paths are fine: someone cleaned up by hand. A copy that
+/// a crash left beside its file (`.NAME.hooks-tmp`) goes too.
 pub fn remove_installed(previous: &[PathBuf]) {
     let mut dirs = Vec::new();
     for path in previous {
+        let _ = std::fs::remove_file(temp_beside(path));
         match std::fs::symlink_metadata(path) {
             Ok(metadata) if metadata.is_dir() => dirs.push(path.clone()),
             Ok(_) => {
@@ -184,15 +219,23 @@ pub fn remove_installed(previous: &[PathBuf]) {
     }
 }
 
+/// Where a file is copied before it is renamed to `to`.
+fn temp_beside(to: &Path) -> PathBuf {
+    to.with_file_name(format!(
+        ".{}.hooks-tmp",
+        to.file_name().unwrap_or_default().to_string_lossy()
+    ))
+}
+
 fn copy_tree(
     source: &Path,
     destination: &Path,
     behavior: FileExistsBehavior,
-    installed: &mut Vec<PathBuf>,
+    journal: &mut Journal,
 ) -> Result<(), InstallError> {
     if !destination.exists() {
+        journal.record(destination)?;
         std::fs::create_dir_all(destination).map_err(io_error("creating", destination))?;
-        installed.push(destination.to_owned());
     }
     let mut entries: Vec<_> = std::fs::read_dir(source)
         .map_err(io_error("reading", source))?
@@ -204,9 +247,9 @@ fn copy_tree(
         let to = destination.join(entry.file_name());
         let file_type = entry.file_type().map_err(io_error("inspecting", &from))?;
         if file_type.is_dir() {
-            copy_tree(&from, &to, behavior, installed)?;
+            copy_tree(&from, &to, behavior, journal)?;
         } else {
-            copy_one(&from, &to, behavior, installed)?;
+            copy_one(&from, &to, behavior, journal)?;
         }
     }
     Ok(())
@@ -216,14 +259,19 @@ fn copy_one(
     from: &Path,
     to: &Path,
     behavior: FileExistsBehavior,
-    installed: &mut Vec<PathBuf>,
+    journal: &mut Journal,
 ) -> Result<(), InstallError> {
     if std::fs::symlink_metadata(to).is_ok() {
         match behavior {
             FileExistsBehavior::Disallow => return Err(InstallError::Exists(to.to_owned())),
             FileExistsBehavior::Retain => return Ok(()),
-            FileExistsBehavior::Overwrite => remove_any(to)?,
+            FileExistsBehavior::Overwrite => {
+                journal.record(to)?;
+                remove_any(to)?
+            }
         }
+    } else {
+        journal.record(to)?;
     }
     let metadata = std::fs::symlink_metadata(from).map_err(io_error("inspecting", from))?;
     if metadata.file_type().is_symlink() {
@@ -231,17 +279,13 @@ fn copy_one(
         std::os::unix::fs::symlink(target, to).map_err(io_error("linking", to))?;
     } else {
         // Copy beside and rename, so a crash never leaves a half-written file under its name.
-        let temp = to.with_file_name(format!(
-            ".{}.hooks-tmp",
-            to.file_name().unwrap_or_default().to_string_lossy()
-        ));
+        let temp = temp_beside(to);
         std::fs::copy(from, &temp).map_err(io_error("copying to", &temp))?;
         std::fs::File::open(&temp)
             .and_then(|f| f.sync_all())
             .map_err(io_error("syncing", &temp))?;
         std::fs::rename(&temp, to).map_err(io_error("installing", to))?;
     }
-    installed.push(to.to_owned());
     Ok(())
 }
 
@@ -345,36 +389,106 @@ fn apply_to(
     Ok(())
 }
 
+/// Mode of `installed/`: install journals name paths on the server.
+pub const JOURNAL_DIR_MODE: u32 = 0o750;
+
+/// Mode of an install journal.
+pub const JOURNAL_MODE: u32 = 0o640;
+
+/// `installed/<id>`: the paths a deployment's Install created, one per line, each appended and
+/// fsynced *before* the path is created (a write-ahead list: it may name a path a crash kept
+/// from being created, never miss one that was).
+pub struct Journal {
+    file: std::fs::File,
+    path: PathBuf,
+    entries: usize,
+}
+
+impl Journal {
+    /// Starts an empty journal at `path` (replacing one left by an earlier Install of the same
+    /// release, whose paths the caller removed first).
+    pub fn create(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(JOURNAL_DIR_MODE)
+                .create(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(JOURNAL_MODE)
+            .open(path)?;
+        if let Some(parent) = path.parent() {
+            crate::release::layout::sync_dir(parent)?;
+        }
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            entries: 0,
+        })
+    }
+
+    fn record(&mut self, installed: &Path) -> Result<(), InstallError> {
+        use std::io::Write;
+        let mut line = installed.as_os_str().to_string_lossy().into_owned();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .map_err(io_error("recording in", &self.path))?;
+        self.entries += 1;
+        Ok(())
+    }
+}
+
+/// The journals under `installed/` whose paths may still be on disk: the serving release's,
+/// and those of deployments that did not succeed (interrupted, failed, or still unknown to the
+/// history). Journals of other successful deployments are left over from versions of `hooks`
+/// that kept them; their paths were removed when the next release was installed.
+pub fn live_journals(layout: &crate::release::Layout) -> Vec<PathBuf> {
+    let history = crate::release::History::new(layout.history_file());
+    let succeeded: Vec<String> = history
+        .deployments()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.result == Some(crate::release::history::Result::Success))
+        .map(|d| d.id)
+        .collect();
+    let current = layout.current_release();
+    let mut journals: Vec<PathBuf> = std::fs::read_dir(layout.installed_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            !name.ends_with(".tmp")
+                && (Some(&name) == current.as_ref() || !succeeded.contains(&name))
+        })
+        .map(|entry| entry.path())
+        .collect();
+    journals.sort();
+    journals
+}
+
+/// Removes every path the `journals` list, then the journals themselves: what they listed is
+/// gone, so nothing is left to track.
+pub fn remove_journaled(journals: &[PathBuf]) {
+    let paths: Vec<PathBuf> = journals.iter().flat_map(|j| read_manifest(j)).collect();
+    remove_installed(&paths);
+    for journal in journals {
+        let _ = std::fs::remove_file(journal);
+    }
+    if let Some(parent) = journals.first().and_then(|j| j.parent()) {
+        let _ = crate::release::layout::sync_dir(parent);
+    }
+}
+
 /// Reads the list of paths a deployment installed (one per line); empty when there is none.
 pub fn read_manifest(path: &Path) -> Vec<PathBuf> {
     std::fs::read_to_string(path)
         .map(|text| text.lines().map(PathBuf::from).collect())
         .unwrap_or_default()
-}
-
-/// Writes the list of installed paths crash-safely (beside, fsync, rename).
-pub fn write_manifest(path: &Path, installed: &[PathBuf]) -> io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut text = String::new();
-    for item in installed {
-        text.push_str(&item.to_string_lossy());
-        text.push('\n');
-    }
-    write_atomic(path, text.as_bytes())
-}
-
-/// Writes `bytes` beside `path`, fsyncs, and renames over it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let temp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)?;
-    if let Some(parent) = path.parent() {
-        crate::release::layout::sync_dir(parent)?;
-    }
-    Ok(())
 }

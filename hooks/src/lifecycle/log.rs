@@ -21,11 +21,14 @@ struct Inner {
 }
 
 impl DeploymentLog {
-    /// Opens (appending) the log file at `path`; `echo` also streams lines to stdout.
+    /// Opens (appending) the log file at `path`, created with mode 0640; `echo` also streams
+    /// lines to stdout.
     pub fn open(path: &Path, echo: bool) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(crate::release::layout::LOG_MODE)
             .open(path)?;
         Ok(Self::with(Some(file), Some(path.to_owned()), echo))
     }

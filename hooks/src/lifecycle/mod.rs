@@ -13,6 +13,7 @@ pub mod install;
 pub mod interrupt;
 pub mod log;
 pub mod preflight;
+pub mod recovery;
 pub mod rollback;
 pub mod run_hook;
 pub mod runas;

@@ -77,6 +77,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     );
     let mut env = vec![("DEPLOYMENT_ID".to_owned(), id.clone())];
     env.extend(hooks_env(&layout));
+    let record = lock.record();
     let mut runner = EventRunner {
         log: &log,
         env,
@@ -86,6 +87,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     let builtins = BuiltinContext {
         layout: layout.clone(),
         deployment_id: id.clone(),
+        record: Some(record),
     };
     let mut activation = Activation {
         layout: &layout,
@@ -95,7 +97,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     let replaced = current
         .as_deref()
         .and_then(|c| load_release(&layout, c).ok());
-    let result = activation.restore(&target, replaced.as_ref(), current.as_deref().unwrap_or(""));
+    let result = activation.restore(&target, replaced.as_ref());
     let (outcome, result_kind, error) = match result {
         Ok(()) => {
             if let Some(replaced) = &current {
@@ -136,7 +138,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                         &format!("restoring {}, which was serving before", replaced.id),
                     );
                     activation
-                        .restore(replaced, Some(&target), &target.id)
+                        .restore(replaced, Some(&target))
                         .map(|()| Some(replaced.id.clone()))
                         .map_err(|e| format!("{}: {e}", e.code))
                 }

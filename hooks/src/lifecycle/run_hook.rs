@@ -192,6 +192,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     ];
     env.extend(hooks_env(&layout));
     env.extend(agent.bundle_env.iter().cloned());
+    let record = lock.record();
     let mut runner = EventRunner {
         log: &log,
         env,
@@ -201,6 +202,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     let builtins = BuiltinContext {
         layout: layout.clone(),
         deployment_id: id.to_owned(),
+        record: Some(record),
     };
     let mut activation = Activation {
         layout: &layout,
@@ -277,7 +279,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
                 let traffic = release.spec.deploy.traffic;
                 let step = match event {
                     AfterInstall => activation
-                        .install(&release, &[])
+                        .install(&release)
                         .and_then(|()| activation.event(event, &release)),
                     ApplicationStart => activation
                         .switch(&release)

@@ -138,10 +138,12 @@ impl History {
     }
 
     /// Appends one record durably. A torn last line from a crash is closed off first so the new
-    /// record starts on its own line.
+    /// record starts on its own line. The file is created with mode 0640.
     pub fn append(&self, record: &Record) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .mode(super::layout::LOG_MODE)
             .read(true)
             .append(true)
             .open(&self.path)?;

@@ -3,6 +3,16 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Mode of the root, `releases/` and `shared/`: services running as other users read their
+/// release through them.
+pub const DIR_MODE: u32 = 0o755;
+
+/// Mode of `logs/`: logs are for the deploy user and its group only.
+pub const LOGS_DIR_MODE: u32 = 0o750;
+
+/// Mode of every log and of the history: readable by the deploy user's group, not by others.
+pub const LOG_MODE: u32 = 0o640;
+
 /// The on-disk layout under `--root` (documented in the README; users rely on it).
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -15,16 +25,21 @@ impl Layout {
         Self { root: root.into() }
     }
 
-    /// Creates the root and its fixed subdirectories if missing (`backups/` is created by the
-    /// first backup).
+    /// Creates the root and its fixed subdirectories if missing, with their modes (see
+    /// [`DIR_MODE`], [`LOGS_DIR_MODE`]); `backups/` and `installed/` are created by the first
+    /// backup and the first Install. Existing directories keep their modes.
     pub fn ensure(&self) -> io::Result<()> {
-        for dir in [
-            self.root.clone(),
-            self.releases_dir(),
-            self.shared_dir(),
-            self.logs_dir(),
+        use std::os::unix::fs::DirBuilderExt;
+        for (dir, mode) in [
+            (self.root.clone(), DIR_MODE),
+            (self.releases_dir(), DIR_MODE),
+            (self.shared_dir(), DIR_MODE),
+            (self.logs_dir(), LOGS_DIR_MODE),
         ] {
-            std::fs::create_dir_all(&dir)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(&dir)?;
         }
         Ok(())
     }
@@ -86,7 +101,12 @@ impl Layout {
     /// `installed/<id>`: the files the Install step copied outside the release for deployment
     /// `id`, so the next deployment can remove them first (like the agent's cleanup file).
     pub fn installed_manifest(&self, id: &str) -> PathBuf {
-        self.root.join("installed").join(id)
+        self.installed_dir().join(id)
+    }
+
+    /// `installed/`: the install journals, one per deployment.
+    pub fn installed_dir(&self) -> PathBuf {
+        self.root.join("installed")
     }
 
     /// The release id `current` points to, if the link exists.
