@@ -393,6 +393,7 @@ impl Run<'_> {
         }
         preflight::check(&loaded.spec, &partial, &self.layout.shared_dir())?;
         self.check_migrations(&loaded.spec, &partial)?;
+        crate::testpoint::pause("download.before-rename");
         std::fs::rename(&partial, self.layout.release_dir(self.id))
             .map_err(|e| format!("cannot move the release into place: {e}"))?;
         let _ = crate::release::layout::sync_dir(&self.layout.releases_dir());
@@ -656,6 +657,7 @@ impl Run<'_> {
             error: failure.map(|f| self.log.redact(&f)),
             restored,
         };
+        crate::testpoint::pause("finish.before-record");
         if let Err(e) = self.history.append(&record) {
             self.log
                 .line("deploy", &format!("cannot write the history record: {e}"));
