@@ -309,6 +309,31 @@ pub fn run_case(case: &Case) {
             .any(|d| d["id"] == interrupted.as_str() && d["result"] == "interrupted"),
         "{interrupted} marked interrupted: {history:?}"
     );
+    if let Some(url) = &world.database {
+        let password = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .and_then(|(auth, _)| auth.split_once(':'))
+            .map(|(_, password)| password.to_owned())
+            .expect("the test cluster's URL has a password");
+        let mut files = regular_files(&env.root());
+        files.extend(
+            std::fs::read_dir(std::env::temp_dir())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file()),
+        );
+        for file in files {
+            let text = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&text).contains(&password),
+                "the database password is in {}",
+                file.display()
+            );
+        }
+    }
     if let Some(locker) = locker.as_mut() {
         drop(locker.stdin.take());
         locker.wait().unwrap();
@@ -350,6 +375,22 @@ fn temp_files(dir: &Path) -> Vec<String> {
             }
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// Regular files under `dir`, recursively.
+fn regular_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => found.push(entry.path()),
+                _ => {}
             }
         }
     }
