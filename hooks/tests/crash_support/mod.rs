@@ -184,6 +184,7 @@ impl World {
 pub fn run_case(case: &Case) {
     let world = World::new(case.setup);
     let env = &world.env;
+    let _service = StopService(env.root().join("shared/svc.pid"));
     let db = matches!(case.setup, Setup::Sqlite | Setup::Postgres);
     match case.setup {
         Setup::First => {}
@@ -338,11 +339,17 @@ pub fn run_case(case: &Case) {
         drop(locker.stdin.take());
         locker.wait().unwrap();
     }
-    let pidfile = env.root().join("shared/svc.pid");
-    Command::new(hooks_bin())
-        .args(["proc", "stop", "--pidfile", pidfile.to_str().unwrap()])
-        .output()
-        .unwrap();
+}
+
+/// Stops the service of the root when a point ends, passed or failed.
+struct StopService(PathBuf);
+
+impl Drop for StopService {
+    fn drop(&mut self) {
+        let _ = Command::new(hooks_bin())
+            .args(["proc", "stop", "--pidfile", self.0.to_str().unwrap()])
+            .output();
+    }
 }
 
 /// `current` is absent or names a complete release (never a partial one).
