@@ -309,7 +309,7 @@ impl Run<'_> {
             builtins: &builtins,
         };
         if let Some(interrupted) = &self.stop_interrupted {
-            self.stop_interrupted_release(&mut activation, interrupted);
+            super::recovery::stop_started(&mut activation, interrupted);
         }
         match self.lifecycle(&mut activation, &new, previous.as_ref()) {
             Ok(()) => {
@@ -447,25 +447,6 @@ impl Run<'_> {
                 );
                 Ok(())
             }
-        }
-    }
-
-    /// Runs the ApplicationStop of a deployment that was killed at or after its
-    /// ApplicationStart, best effort: its service may still run and hold what the new release
-    /// needs (a port, a pidfile), and no later deployment would otherwise stop it.
-    fn stop_interrupted_release(&self, activation: &mut Activation<'_, '_>, id: &str) {
-        match super::activate::load_release(self.layout, id) {
-            Ok(release) => {
-                self.log.line(
-                    "recovery",
-                    &format!("running ApplicationStop of interrupted deployment {id}, which had started its service"),
-                );
-                activation.stop_best_effort(&release);
-            }
-            Err(e) => self.log.line(
-                "recovery",
-                &format!("cannot stop interrupted deployment {id}: {e}"),
-            ),
         }
     }
 
