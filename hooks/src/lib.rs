@@ -16,4 +16,5 @@ pub mod plan;
 pub mod publish;
 pub mod release;
 pub mod runtime;
+pub mod testpoint;
 pub mod yaml;

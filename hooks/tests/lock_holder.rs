@@ -34,19 +34,25 @@ fn ten_deployments_at_once_every_loser_names_the_running_holder() {
     wait_until(Duration::from_secs(60), "the winner's script", || {
         started.exists()
     });
-    let holder: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.root().join("lock.holder")).unwrap())
-            .unwrap();
-    let winner_pid = holder["pid"].as_u64().unwrap() as u32;
+    // The losers exit at once with 4; the winner blocks in its script.
+    let mut running: Vec<_> = children.into_iter().map(Some).collect();
     let mut losers = Vec::new();
-    let mut winner = None;
-    for child in children {
-        if child.id() == winner_pid {
-            winner = Some(child);
-        } else {
-            losers.push(child.wait_with_output().unwrap());
-        }
-    }
+    wait_until(
+        Duration::from_secs(60),
+        "nine deployments to give up",
+        || {
+            for slot in running.iter_mut() {
+                if slot
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().unwrap().is_some())
+                {
+                    losers.push(slot.take().unwrap().wait_with_output().unwrap());
+                }
+            }
+            losers.len() >= 9
+        },
+    );
+    let winner = running.into_iter().flatten().next();
     let winner = winner.expect("one deployment holds the lock");
     assert_eq!(losers.len(), 9);
     for loser in &losers {

@@ -98,6 +98,7 @@ impl<'a> Extractor<'a> {
         path: &Path,
     ) -> Result<Option<PathBuf>, BundleError> {
         self.entries += 1;
+        crate::testpoint::pause("unpack.entry");
         if self.entries > self.opts.limits.max_entries {
             return Err(self.limit(
                 entry,

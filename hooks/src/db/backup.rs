@@ -100,6 +100,7 @@ pub fn take(
     std::fs::File::open(&partial)
         .and_then(|f| f.sync_all())
         .map_err(io("syncing", &partial))?;
+    crate::testpoint::pause("backup.before-rename");
     std::fs::rename(&partial, &final_path).map_err(io("renaming", &partial))?;
     crate::release::layout::sync_dir(backups_dir).map_err(io("syncing", backups_dir))?;
     Ok(Some(final_path))

@@ -128,7 +128,9 @@ fn percent_decode(text: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// Name prefix of temporary password files: recovery after a crash removes the ones it finds.
+/// Name prefix of temporary password files, followed by the creating process's pid and `-`:
+/// recovery after a crash removes those whose process has gone (a `hooks restore` may be
+/// running beside a deployment).
 pub const PASSFILE_PREFIX: &str = ".pgpass-";
 
 /// Arguments and environment for libpq tools; the password is in a 0600 temporary file named by
@@ -170,7 +172,7 @@ impl PgConnection {
         if let Some(password) = password {
             // tempfile creates the file with mode 0600, as libpq requires.
             let mut file = tempfile::Builder::new()
-                .prefix(PASSFILE_PREFIX)
+                .prefix(&format!("{PASSFILE_PREFIX}{}-", std::process::id()))
                 .tempfile_in(dir)?;
             let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
             writeln!(

@@ -361,7 +361,7 @@ impl Run<'_> {
             builtins: &builtins,
         };
         if let Some(interrupted) = &self.stop_interrupted {
-            self.stop_interrupted_release(&mut activation, interrupted);
+            super::recovery::stop_started(&mut activation, interrupted);
         }
         match self.lifecycle(&mut activation, &new, previous.as_ref()) {
             Ok(()) => {
@@ -448,6 +448,7 @@ impl Run<'_> {
         if super::interrupt::requested() {
             return Err(Refusal::Interrupted);
         }
+        crate::testpoint::pause("download.before-rename");
         std::fs::rename(&partial, self.layout.release_dir(self.id))
             .map_err(|e| format!("cannot move the release into place: {e}"))?;
         let _ = crate::release::layout::sync_dir(&self.layout.releases_dir());
@@ -501,25 +502,6 @@ impl Run<'_> {
                 );
                 Ok(())
             }
-        }
-    }
-
-    /// Runs the ApplicationStop of a deployment that was killed at or after its
-    /// ApplicationStart, best effort: its service may still run and hold what the new release
-    /// needs (a port, a pidfile), and no later deployment would otherwise stop it.
-    fn stop_interrupted_release(&self, activation: &mut Activation<'_, '_>, id: &str) {
-        match super::activate::load_release(self.layout, id) {
-            Ok(release) => {
-                self.log.line(
-                    "recovery",
-                    &format!("running ApplicationStop of interrupted deployment {id}, which had started its service"),
-                );
-                activation.stop_best_effort(&release);
-            }
-            Err(e) => self.log.line(
-                "recovery",
-                &format!("cannot stop interrupted deployment {id}: {e}"),
-            ),
         }
     }
 
@@ -722,6 +704,7 @@ impl Run<'_> {
             error: failure.map(|f| self.log.redact(&f)),
             restored,
         };
+        crate::testpoint::pause("finish.before-record");
         if let Err(e) = self.history.append(&record) {
             self.log
                 .line("deploy", &format!("cannot write the history record: {e}"));

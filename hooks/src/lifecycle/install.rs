@@ -273,6 +273,7 @@ fn copy_one(
     } else {
         journal.record(to)?;
     }
+    crate::testpoint::pause("install.journaled");
     let metadata = std::fs::symlink_metadata(from).map_err(io_error("inspecting", from))?;
     if metadata.file_type().is_symlink() {
         let target = std::fs::read_link(from).map_err(io_error("reading", from))?;
@@ -284,6 +285,7 @@ fn copy_one(
         std::fs::File::open(&temp)
             .and_then(|f| f.sync_all())
             .map_err(io_error("syncing", &temp))?;
+        crate::testpoint::pause("install.copied");
         std::fs::rename(&temp, to).map_err(io_error("installing", to))?;
     }
     Ok(())
@@ -395,6 +397,10 @@ pub const JOURNAL_DIR_MODE: u32 = 0o750;
 /// Mode of an install journal.
 pub const JOURNAL_MODE: u32 = 0o640;
 
+/// First line of a journal: tells it from the lists earlier versions wrote once Install had
+/// finished, which were kept after their paths were removed.
+const JOURNAL_HEADER: &str = "# hooks install journal: paths recorded before they are created\n";
+
 /// `installed/<id>`: the paths a deployment's Install created, one per line, each appended and
 /// fsynced *before* the path is created (a write-ahead list: it may name a path a crash kept
 /// from being created, never miss one that was).
@@ -408,6 +414,7 @@ impl Journal {
     /// Starts an empty journal at `path` (replacing one left by an earlier Install of the same
     /// release, whose paths the caller removed first).
     pub fn create(path: &Path) -> io::Result<Self> {
+        use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if let Some(parent) = path.parent() {
             std::fs::DirBuilder::new()
@@ -415,12 +422,14 @@ impl Journal {
                 .mode(JOURNAL_DIR_MODE)
                 .create(parent)?;
         }
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(JOURNAL_MODE)
             .open(path)?;
+        file.write_all(JOURNAL_HEADER.as_bytes())?;
+        file.sync_data()?;
         if let Some(parent) = path.parent() {
             crate::release::layout::sync_dir(parent)?;
         }
@@ -444,10 +453,10 @@ impl Journal {
     }
 }
 
-/// The journals under `installed/` whose paths may still be on disk: the serving release's,
-/// and those of deployments that did not succeed (interrupted, failed, or still unknown to the
-/// history). Journals of other successful deployments are left over from versions of `hooks`
-/// that kept them; their paths were removed when the next release was installed.
+/// The journals under `installed/` whose paths may still be on disk. A journal is removed with
+/// its paths, so every journal is live, except lists left by versions of `hooks` that kept them
+/// (no journal header): of those only the serving release's and those of deployments that did
+/// not succeed count; the others' paths were removed when the next release was installed.
 pub fn live_journals(layout: &crate::release::Layout) -> Vec<PathBuf> {
     let history = crate::release::History::new(layout.history_file());
     let succeeded: Vec<String> = history
@@ -465,7 +474,9 @@ pub fn live_journals(layout: &crate::release::Layout) -> Vec<PathBuf> {
         .filter(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
             !name.ends_with(".tmp")
-                && (Some(&name) == current.as_ref() || !succeeded.contains(&name))
+                && (Some(&name) == current.as_ref()
+                    || !succeeded.contains(&name)
+                    || is_journal(&entry.path()))
         })
         .map(|entry| entry.path())
         .collect();
@@ -486,9 +497,20 @@ pub fn remove_journaled(journals: &[PathBuf]) {
     }
 }
 
-/// Reads the list of paths a deployment installed (one per line); empty when there is none.
+/// Whether the file at `path` starts with the journal header.
+fn is_journal(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.starts_with(JOURNAL_HEADER))
+}
+
+/// Reads the list of paths a deployment installed (one per line; `#` starts a comment, paths
+/// are absolute); empty when there is none.
 pub fn read_manifest(path: &Path) -> Vec<PathBuf> {
     std::fs::read_to_string(path)
-        .map(|text| text.lines().map(PathBuf::from).collect())
+        .map(|text| {
+            text.lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(PathBuf::from)
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -61,6 +61,28 @@ pub fn started_release(layout: &Layout, lock: &DeployLock) -> Option<String> {
     .then(|| previous.deployment_id.clone())
 }
 
+/// Runs the ApplicationStop of `id`, a deployment killed at or after its ApplicationStart
+/// ([`started_release`]), best effort and logged: its service may still run and hold what the
+/// next release needs (a port, a pidfile), and no later deployment would otherwise stop it.
+pub fn stop_started(activation: &mut super::activate::Activation<'_, '_>, id: &str) {
+    let log = activation.runner.log;
+    match super::activate::load_release(activation.layout, id) {
+        Ok(release) => {
+            log.line(
+                "recovery",
+                &format!(
+                    "running ApplicationStop of interrupted deployment {id}, which had started its service"
+                ),
+            );
+            activation.stop_best_effort(&release);
+        }
+        Err(e) => log.line(
+            "recovery",
+            &format!("cannot stop interrupted deployment {id}: {e}"),
+        ),
+    }
+}
+
 fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(previous) = lock
@@ -160,9 +182,17 @@ fn group_running(pgid: i32) -> bool {
     })
 }
 
+/// Whether `name` is a password file of a process that no longer runs.
+fn orphaned_passfile(name: &str) -> bool {
+    name.strip_prefix(crate::db::url::PASSFILE_PREFIX)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| crate::release::lock::process_start(pid).is_none())
+}
+
 /// Removes the temporary files only a holder of the lock writes (we hold it now, so any that
-/// exist were left by a crash): `installed/*.tmp`, `backups/*.partial`, `backups/.pgpass-*`,
-/// `lock.holder.tmp`. Returns their paths relative to the root.
+/// exist were left by a crash): `installed/*.tmp`, `backups/*.partial`, `lock.holder.tmp`, and
+/// `backups/.pgpass-PID-*` of processes that have gone. Returns their paths relative to the root.
 fn remove_temp_files(layout: &Layout) -> Vec<String> {
     let mut removed = Vec::new();
     let mut sweep = |dir: std::path::PathBuf, is_temp: &dyn Fn(&str) -> bool| {
@@ -180,7 +210,7 @@ fn remove_temp_files(layout: &Layout) -> Vec<String> {
     };
     sweep(layout.installed_dir(), &|n| n.ends_with(".tmp"));
     sweep(layout.backups_dir(), &|n| {
-        n.ends_with(".partial") || n.starts_with(crate::db::url::PASSFILE_PREFIX)
+        n.ends_with(".partial") || orphaned_passfile(n)
     });
     sweep(layout.root().to_owned(), &|n| n == "lock.holder.tmp");
     removed

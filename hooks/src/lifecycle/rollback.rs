@@ -34,6 +34,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
         Ok(begun) => begun,
         Err(outcome) => return outcome,
     };
+    let started = super::recovery::started_release(&layout, &lock);
     let history = History::new(layout.history_file());
     let current = layout.current_release();
     let target = match choose_target(&layout, &history, current.as_deref(), options.to.as_deref()) {
@@ -94,6 +95,9 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
         runner: &mut runner,
         builtins: &builtins,
     };
+    if let Some(interrupted) = &started {
+        super::recovery::stop_started(&mut activation, interrupted);
+    }
     let replaced = current
         .as_deref()
         .and_then(|c| load_release(&layout, c).ok());

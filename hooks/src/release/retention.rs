@@ -63,6 +63,7 @@ pub fn prune(
 fn remove_release(releases_dir: &Path, id: &str) -> io::Result<()> {
     let trash = releases_dir.join(format!(".trash-{id}"));
     std::fs::rename(releases_dir.join(id), &trash)?;
+    crate::testpoint::pause("retention.trashed");
     std::fs::remove_dir_all(trash)
 }
 

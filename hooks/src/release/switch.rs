@@ -21,7 +21,9 @@ pub fn switch_current(layout: &Layout, id: &str) -> io::Result<()> {
         .join(format!(".current.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&temp);
     std::os::unix::fs::symlink(Path::new("releases").join(id), &temp)?;
+    crate::testpoint::pause("switch.before-rename");
     std::fs::rename(&temp, layout.current_link())?;
+    crate::testpoint::pause("switch.after-rename");
     sync_dir(layout.root())
 }
 
