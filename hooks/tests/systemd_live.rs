@@ -524,8 +524,29 @@ fn tsosi_deploy_user_swaps_builds_through_sudo_with_the_rendered_sudoers_lines()
         rotated.stderr()
     );
 
-    // The deploy user swaps a build in and its instances run as that user.
+    // A sudoers file without the reset-failed lines (as rendered before they were needed):
+    // refused before anything is swapped.
+    machine
+        .sh("grep -v reset-failed /etc/sudoers.d/hooks-deployer > /etc/sudoers.d/hooks-old && chmod 0440 /etc/sudoers.d/hooks-old && mv /etc/sudoers.d/hooks-deployer /root/hooks-deployer && visudo -cf /etc/sudoers.d/hooks-old")
+        .expect(0);
     let swap = format!("{HOOKS} swap --root {TSOSI} --new server_new --current server");
+    let refused = as_deployer(&machine, &swap);
+    refused.expect(3);
+    assert!(
+        refused.stderr().contains("hooks systemd sudoers"),
+        "{}",
+        refused.stderr()
+    );
+    machine
+        .sh(&format!(
+            "test -e {TSOSI}/server_new && ! test -e {TSOSI}/server"
+        ))
+        .expect(0);
+    machine
+        .sh("rm /etc/sudoers.d/hooks-old && mv /root/hooks-deployer /etc/sudoers.d/hooks-deployer")
+        .expect(0);
+
+    // The deploy user swaps a build in and its instances run as that user.
     as_deployer(&machine, &swap).expect(0);
     for (i, port) in TPORTS.iter().enumerate() {
         let unit = format!("web@{}.service", i + 1);
