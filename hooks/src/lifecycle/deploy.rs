@@ -467,6 +467,9 @@ impl Run<'_> {
             );
         }
         preflight::check(&loaded.spec, &partial, &self.layout.shared_dir())?;
+        // An unreachable systemd or a missing sudoers line would fail ApplicationStart after
+        // the switch, and the restore the same way: refuse now, with nothing changed.
+        crate::runtime::services::check_managers(&loaded.spec.deploy.services)?;
         self.check_migrations(&loaded.spec, &partial)?;
         std::fs::rename(&partial, self.layout.release_dir(self.id))
             .map_err(|e| format!("cannot move the release into place: {e}"))?;
