@@ -444,6 +444,9 @@ impl Run<'_> {
             );
         }
         preflight::check(&loaded.spec, &partial, &self.layout.shared_dir())?;
+        // An unreachable systemd or a missing sudoers line would fail ApplicationStart after
+        // the switch, and the restore the same way: refuse now, with nothing changed.
+        crate::runtime::services::check_managers(&loaded.spec.deploy.services)?;
         self.check_migrations(&loaded.spec, &partial)?;
         if super::interrupt::requested() {
             return Err(Refusal::Interrupted);

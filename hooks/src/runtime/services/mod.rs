@@ -196,18 +196,27 @@ pub fn manager_for(root: &Path, service: &ServiceConfig) -> Box<dyn InstanceMana
     }
 }
 
-/// Whether every manager `services` need answers (each systemd scope once); checked before a
-/// switch, so that an unreachable manager (a user's systemd outside a login session without
-/// lingering) refuses the change instead of half-making it.
+/// Whether every manager `services` need answers (each systemd scope once) and, for system
+/// units run by a deploy user, whether sudo allows the restarts; checked before a switch, so
+/// that an unreachable manager (a user's systemd outside a login session without lingering)
+/// or a missing sudoers line refuses the change instead of half-making it.
 pub fn check_managers(services: &[ServiceConfig]) -> Result<(), String> {
     let mut checked = Vec::new();
     for service in services {
-        if let Manager::Systemd { user } = service.manager
-            && !checked.contains(&user)
-        {
-            crate::runtime::systemd::Systemctl { user }.check_reachable()?;
+        let Manager::Systemd { user } = service.manager else {
+            continue;
+        };
+        let mut systemctl = crate::runtime::systemd::Systemctl { user };
+        if !checked.contains(&user) {
+            systemctl.check_reachable()?;
             checked.push(user);
         }
+        let units: Vec<String> = service
+            .instances
+            .iter()
+            .map(|i| format!("{}@{i}.service", service.name))
+            .collect();
+        systemctl.check_allowed(&units)?;
     }
     Ok(())
 }

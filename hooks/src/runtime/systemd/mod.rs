@@ -90,6 +90,35 @@ impl Systemctl {
     }
 }
 
+impl Systemctl {
+    /// For system units run by a user other than root: whether sudo allows, without a
+    /// password, each command the rolling restart of `units` issues (`sudo -l` answers
+    /// without running anything). A sudoers file from before `reset-failed` was needed, or
+    /// one for other units, is found here, before anything is switched.
+    pub fn check_allowed(&self, units: &[String]) -> Result<(), String> {
+        // SAFETY: geteuid has no preconditions.
+        if self.user || unsafe { libc::geteuid() } == 0 {
+            return Ok(());
+        }
+        for unit in units {
+            for verb in ["reset-failed", "restart"] {
+                let output = Command::new("sudo")
+                    .args(["-n", "-l", "systemctl", verb, unit])
+                    .output()
+                    .map_err(|e| format!("cannot run sudo: {e}"))?;
+                if !output.status.success() {
+                    return Err(format!(
+                        "sudo does not let this user run `systemctl {verb} {unit}` without a \
+                         password; install the lines `hooks systemd sudoers --user USER` prints \
+                         (with visudo -f /etc/sudoers.d/hooks-USER)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl SystemctlRunner for Systemctl {
     fn run(&mut self, args: &[&str]) -> Result<String, String> {
         let query = matches!(args.first(), Some(&"show" | &"is-active"));
