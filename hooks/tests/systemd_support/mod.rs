@@ -45,7 +45,7 @@ fn docker(args: &[&str]) -> Output {
 
 /// One booted container; removed (with everything in it) when dropped.
 pub struct Machine {
-    /// The container's name (`wt14-systemd-…`).
+    /// The container's name (`hooks-test-systemd-…`).
     pub name: String,
 }
 
@@ -55,7 +55,7 @@ impl Machine {
     pub fn boot(what: &str) -> Machine {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
-            "wt14-systemd-{what}-{}-{}",
+            "hooks-test-systemd-{what}-{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
