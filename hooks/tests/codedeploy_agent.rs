@@ -105,8 +105,9 @@ impl Revisions {
         match self {
             Self::LocalTgz => {
                 let tgz = dir.with_extension("tgz");
+                // gzip -1: the default level takes ~10 s for a debug build's bundle.
                 let status = Command::new("tar")
-                    .arg("-czf")
+                    .args(["-I", "gzip -1", "-cf"])
                     .arg(&tgz)
                     .arg("-C")
                     .arg(dir)
@@ -201,7 +202,13 @@ struct Scenario {
 
 impl Scenario {
     fn deploy(&mut self, location: &str, expect: Expect) -> String {
+        let started = std::time::Instant::now();
         let run = self.instance.deploy(location, "tgz");
+        eprintln!(
+            "codedeploy-local {location}: {} in {:.1} s",
+            run.id,
+            started.elapsed().as_secs_f64()
+        );
         let id = run.id.clone();
         self.check(&run, location, &expect);
         self.done.push((
@@ -459,4 +466,62 @@ fn sample_bundle_under_the_real_agent_from_s3_revisions() {
         endpoint: s3_support::endpoint(),
         bucket: s3_support::bucket(),
     });
+}
+
+/// Item 5 where the whole scenario cannot show it: without a defaults file, settings inherited
+/// from the agent's environment are dropped too (the root falls back to /var/lib/hooks), and
+/// the scripts change into the release itself even when reached through the agent's link.
+#[test]
+fn env_sh_ignores_the_agents_hooks_variables_and_enters_the_release() {
+    let work = tempfile::tempdir().unwrap();
+    let release = work.path().join("releases/d-1");
+    std::fs::create_dir_all(release.join("deploy/codedeploy")).unwrap();
+    std::fs::copy(
+        repo().join("deploy/codedeploy/env.sh"),
+        release.join("deploy/codedeploy/env.sh"),
+    )
+    .unwrap();
+    let probe = release.join("deploy/codedeploy/probe.sh");
+    std::fs::write(
+        &probe,
+        "#!/bin/sh\n. \"$(dirname \"$0\")/env.sh\"\n\
+         echo \"root=${HOOKS_ROOT:-} marker=${HOOKS_ENGINE_PID:-} pwd=$PWD bundle=$bundle\"\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&probe)
+        .status()
+        .unwrap();
+    let archive = work.path().join("deployment-archive");
+    std::os::unix::fs::symlink(&release, &archive).unwrap();
+    let run = |marker: &str| {
+        let out = Command::new(archive.join("deploy/codedeploy/probe.sh"))
+            .env("HOOKS_DEFAULTS", work.path().join("no-such-defaults"))
+            .env("HOOKS_ROOT", "/decoy")
+            .env("HOOKS_ENGINE_PID", marker)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let release = std::fs::canonicalize(&release).unwrap();
+    let archive = std::fs::canonicalize(work.path())
+        .unwrap()
+        .join("deployment-archive");
+    assert_eq!(
+        run("1"),
+        format!(
+            "root= marker= pwd={} bundle={}",
+            release.display(),
+            archive.display()
+        )
+    );
+    // Started by `hooks deploy` (the marker is the parent's pid): its settings stay.
+    let parent = std::process::id().to_string();
+    assert!(run(&parent).starts_with(&format!("root=/decoy marker={parent} ")));
 }
