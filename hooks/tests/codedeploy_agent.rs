@@ -369,7 +369,12 @@ impl Scenario {
 fn scenario(revisions: Revisions) {
     let work = tempfile::tempdir().unwrap();
     let port = free_port();
+    let started = std::time::Instant::now();
     let bundle = sample_bundle(work.path(), port);
+    eprintln!(
+        "sample bundle built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let root = work.path().join("root");
     let _service = Service(root.clone());
     let endpoint = match &revisions {
@@ -402,10 +407,23 @@ fn scenario(revisions: Revisions) {
             .env
             .extend(S3_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     }
-    let r1 = revisions.publish(&variant(&bundle, work.path(), "r1", None));
-    let r2 = revisions.publish(&variant(&bundle, work.path(), "r2", None));
-    let r3 = revisions.publish(&variant(&bundle, work.path(), "r3", Some("validate.sh")));
-    let r4 = revisions.publish(&variant(&bundle, work.path(), "r4", Some("start.sh")));
+    let dirs = [
+        variant(&bundle, work.path(), "r1", None),
+        variant(&bundle, work.path(), "r2", None),
+        variant(&bundle, work.path(), "r3", Some("validate.sh")),
+        variant(&bundle, work.path(), "r4", Some("start.sh")),
+    ];
+    // Packed and uploaded at once: each takes seconds, mostly waiting for the S3 server.
+    let [r1, r2, r3, r4] = std::thread::scope(|scope| {
+        let revisions = &revisions;
+        dirs.each_ref()
+            .map(|dir| scope.spawn(move || revisions.publish(dir)))
+            .map(|handle| handle.join().unwrap())
+    });
+    eprintln!(
+        "revisions ready after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut s = Scenario {
         instance,
         root: root.clone(),
