@@ -91,6 +91,23 @@ fn variant(bundle: &Path, out: &Path, name: &str, failing: Option<&str>) -> Path
     dir
 }
 
+/// `dir` with its appspec listing deploy/scripts/validate.sh itself in ValidateService, as an
+/// appspec written for the agent alone would, instead of its run-hook wrapper.
+fn unwrapped(dir: PathBuf) -> PathBuf {
+    let appspec = dir.join("appspec.yml");
+    let text = std::fs::read_to_string(&appspec).unwrap();
+    let changed = text.replace(
+        "- location: deploy/codedeploy/validate.sh",
+        "- location: deploy/scripts/validate.sh",
+    );
+    assert_ne!(
+        text, changed,
+        "appspec.yml lists no deploy/codedeploy/validate.sh"
+    );
+    std::fs::write(&appspec, changed).unwrap();
+    dir
+}
+
 /// How revisions reach the agent.
 enum Revisions {
     /// `.tgz` files on the instance's disk.
@@ -188,6 +205,16 @@ struct Expect {
     failed: Option<(&'static str, &'static str)>,
     /// Whether `/health` answers afterwards (from the step's own release).
     serving: bool,
+    /// The failing script is listed in the appspec without a wrapper: the agent runs it itself,
+    /// so `hooks` learns of the failure from the agent's log at the next deployment.
+    unwrapped: bool,
+}
+
+/// A deployment made: its id, and the result and failure its record must end with.
+struct Done {
+    id: String,
+    result: &'static str,
+    failed: Option<(&'static str, &'static str)>,
 }
 
 /// One scenario on one instance.
@@ -197,7 +224,7 @@ struct Scenario {
     port: u16,
     revisions: Revisions,
     /// Every deployment so far: its id and the result it must keep.
-    done: Vec<(String, &'static str)>,
+    done: Vec<Done>,
 }
 
 impl Scenario {
@@ -211,14 +238,15 @@ impl Scenario {
         );
         let id = run.id.clone();
         self.check(&run, location, &expect);
-        self.done.push((
-            id.clone(),
-            if expect.succeeded {
+        self.done.push(Done {
+            id: id.clone(),
+            result: if expect.succeeded {
                 "success"
             } else {
                 "failed"
             },
-        ));
+            failed: expect.failed,
+        });
         id
     }
 
@@ -242,14 +270,15 @@ impl Scenario {
         let history = json(&self.root, "history");
         let records = history.as_array().unwrap();
         let ids: Vec<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
-        let mut expected_ids: Vec<&str> = self.done.iter().map(|(i, _)| i.as_str()).collect();
+        let mut expected_ids: Vec<&str> = self.done.iter().map(|d| d.id.as_str()).collect();
         expected_ids.push(id);
         assert_eq!(ids, expected_ids, "{}", context());
         let last = records.last().unwrap();
-        let result = if expect.succeeded {
-            "success"
-        } else {
-            "failed"
+        let result = match (expect.succeeded, expect.unwrapped) {
+            (true, _) => serde_json::json!("success"),
+            // "in progress" until the next deployment reads the agent's log.
+            (false, true) => serde_json::Value::Null,
+            (false, false) => serde_json::json!("failed"),
         };
         assert_eq!(
             last["result"],
@@ -257,13 +286,18 @@ impl Scenario {
             "history of {id}: {last:#}\n{}",
             context()
         );
-        let (event, script) = match expect.failed {
+        let failure = |failed: Option<(&str, &str)>| match failed {
             Some((e, s)) => (serde_json::json!(e), serde_json::json!(s)),
             None => (serde_json::Value::Null, serde_json::Value::Null),
         };
+        let recorded = if expect.unwrapped {
+            None
+        } else {
+            expect.failed
+        };
         assert_eq!(
-            (&last["failed_event"], &last["failed_script"]),
-            (&event, &script),
+            (last["failed_event"].clone(), last["failed_script"].clone()),
+            failure(recorded),
             "{last:#}"
         );
         // Item 3: the bundle column names this deployment's revision, not the previous one.
@@ -281,9 +315,18 @@ impl Scenario {
                 );
             }
         }
-        // Item 1: earlier failures stay failures (not "interrupted").
-        for (record, (_, expected)) in records.iter().zip(&self.done) {
-            assert_eq!(record["result"], *expected, "{record:#}");
+        // Item 1: earlier failures are failures with their event and script (not
+        // "interrupted"), also the one the agent's log told about.
+        for (record, done) in records.iter().zip(&self.done) {
+            assert_eq!(record["result"], done.result, "{record:#}");
+            assert_eq!(
+                (
+                    record["failed_event"].clone(),
+                    record["failed_script"].clone()
+                ),
+                failure(done.failed),
+                "{record:#}"
+            );
         }
 
         // Status: the last deployment and where current points.
@@ -301,7 +344,23 @@ impl Scenario {
             .output()
             .unwrap();
         let logs = String::from_utf8_lossy(&logs.stdout);
-        if let Some((event, script)) = expect.failed {
+        if expect.unwrapped {
+            let agent_log = self
+                .instance
+                .deployment_dir(id)
+                .join("logs/scripts.log")
+                .display()
+                .to_string();
+            assert!(
+                logs.contains(&agent_log),
+                "the log must name {agent_log}:\n{logs}"
+            );
+            assert!(
+                self.instance
+                    .scripts_log(id)
+                    .contains("refuses this release")
+            );
+        } else if let Some((event, script)) = expect.failed {
             assert!(
                 logs.contains(&format!(
                     "{} refuses this release",
@@ -412,9 +471,10 @@ fn scenario(revisions: Revisions) {
         variant(&bundle, work.path(), "r2", None),
         variant(&bundle, work.path(), "r3", Some("validate.sh")),
         variant(&bundle, work.path(), "r4", Some("start.sh")),
+        unwrapped(variant(&bundle, work.path(), "r5", Some("validate.sh"))),
     ];
     // Packed and uploaded at once: each takes seconds, mostly waiting for the S3 server.
-    let [r1, r2, r3, r4] = std::thread::scope(|scope| {
+    let [r1, r2, r3, r4, r5] = std::thread::scope(|scope| {
         let revisions = &revisions;
         dirs.each_ref()
             .map(|dir| scope.spawn(move || revisions.publish(dir)))
@@ -435,6 +495,7 @@ fn scenario(revisions: Revisions) {
         succeeded: true,
         failed: None,
         serving: true,
+        unwrapped: false,
     };
     s.deploy(&r1, good());
     s.deploy(&r2, good());
@@ -445,6 +506,7 @@ fn scenario(revisions: Revisions) {
             succeeded: false,
             failed: Some(("ValidateService", "deploy/scripts/validate.sh")),
             serving: true,
+            unwrapped: false,
         },
     );
     // ApplicationStop (from r3, the last installed revision) stopped r3's service.
@@ -454,16 +516,28 @@ fn scenario(revisions: Revisions) {
             succeeded: false,
             failed: Some(("ApplicationStart", "deploy/scripts/start.sh")),
             serving: false,
+            unwrapped: false,
         },
     );
-    let r5 = s.deploy(&r2, good());
+    // A failing script the agent runs itself: "in progress" until the next deployment's first
+    // run-hook reads the agent's log (checked with the redeploy below).
+    s.deploy(
+        &r5,
+        Expect {
+            succeeded: false,
+            failed: Some(("ValidateService", "deploy/scripts/validate.sh")),
+            serving: true,
+            unwrapped: true,
+        },
+    );
+    let r6 = s.deploy(&r2, good());
     // Each release once, the agent's deployment folders mostly gone, the service unaffected.
-    let release = s.root.join("releases").join(&r5);
+    let release = s.root.join("releases").join(&r6);
     assert_eq!(
         std::fs::read_to_string(release.join("REVISION")).unwrap(),
         "r2\n"
     );
-    let first = &s.done[0].0;
+    let first = &s.done[0].id;
     assert!(
         !s.instance.deployment_dir(first).exists(),
         "the agent kept {first}'s folder; max_revisions did not apply"

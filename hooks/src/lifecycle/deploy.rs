@@ -129,8 +129,12 @@ pub fn begin(
     id: &str,
     wait: Duration,
 ) -> Result<(DeployLock, Vec<String>), Outcome> {
-    begin_continuing(layout, id, wait, None)
+    begin_continuing(layout, id, wait, None, &|_| None)
 }
+
+/// Says what ended an unfinished deployment whose `hooks` process is gone, when something else
+/// knows (the CodeDeploy agent's log): `(failed event, failed script, error)`.
+pub type Explain<'a> = &'a dyn Fn(&str) -> Option<(String, Option<String>, String)>;
 
 /// [`begin`] for one step of a deployment that spans several processes (`hooks run-hook`, one
 /// per CodeDeploy event): the unfinished history record of `continuing` is not interrupted.
@@ -139,6 +143,7 @@ pub fn begin_continuing(
     id: &str,
     wait: Duration,
     continuing: Option<&str>,
+    explain: Explain<'_>,
 ) -> Result<(DeployLock, Vec<String>), Outcome> {
     layout.ensure().map_err(|e| Outcome::Invalid {
         id: None,
@@ -154,13 +159,18 @@ pub fn begin_continuing(
         DeployLock::acquire(&layout.lock_file(), holder, wait).map_err(|e| Outcome::Locked {
             error: format!("{e}; wait for it to finish, or pass --wait SECONDS"),
         })?;
-    let notes = recover(layout, &lock, continuing);
+    let notes = recover(layout, &lock, continuing, explain);
     Ok((lock, notes))
 }
 
 /// Cleans up after a holder that died: its orphaned script, partial releases, and its
 /// unfinished history record.
-fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<String> {
+fn recover(
+    layout: &Layout,
+    lock: &DeployLock,
+    continuing: Option<&str>,
+    explain: Explain<'_>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(previous) = &lock.previous
         && let Some(pgid) = previous.script_pgid
@@ -185,6 +195,20 @@ fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<
             .iter()
             .filter(|d| d.result.is_none() && Some(d.id.as_str()) != continuing);
         for deployment in unfinished {
+            if let Some((event, script, error)) = explain(&deployment.id) {
+                let _ = history.append(&Record::Finished {
+                    id: deployment.id.clone(),
+                    ended_at: history::now(),
+                    result: history::Result::Failed,
+                    digest: None,
+                    failed_event: Some(event),
+                    failed_script: script,
+                    error: Some(error.clone()),
+                    restored: None,
+                });
+                notes.push(format!("deployment {}: {error}", deployment.id));
+                continue;
+            }
             let _ = history.append(&Record::Finished {
                 id: deployment.id.clone(),
                 ended_at: history::now(),

@@ -36,6 +36,7 @@ use crate::release::history::{self, Kind, Record};
 use crate::release::{History, Layout, retention};
 
 use super::activate::{Activation, Release, load_release};
+use super::agent_log;
 use super::builtins::BuiltinContext;
 use super::deploy::{begin_continuing, current_user, hooks_env};
 use super::events::{EventRunner, StepFailure};
@@ -163,7 +164,26 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     }
     let layout = Layout::new(&options.root);
     let id = agent.deployment_id.as_str();
-    let (mut lock, recovery) = match begin_continuing(&layout, id, options.wait, Some(id)) {
+    let archive = options
+        .archive
+        .clone()
+        .unwrap_or_else(|| agent.archive_dir(&options.deployment_root));
+    let own_folder = own_archive(&archive, id)
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    // A deployment of this group the agent ended at a script it ran itself: its log says where.
+    let explain = |other: &str| {
+        agent_log::read(&agent_log::path_for(&own_folder, other)).map(|stopped| {
+            (
+                stopped.event.clone(),
+                stopped.script.clone(),
+                stopped.error(),
+            )
+        })
+    };
+    let (mut lock, recovery) = match begin_continuing(&layout, id, options.wait, Some(id), &explain)
+    {
         Ok(begun) => begun,
         Err(super::deploy::Outcome::Locked { error }) => return HookOutcome::Locked(error),
         Err(other) => return HookOutcome::Invalid(format!("{other:?}")),
@@ -176,10 +196,6 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
         log.line("recovery", &note);
     }
     let history = History::new(layout.history_file());
-    let archive = options
-        .archive
-        .clone()
-        .unwrap_or_else(|| agent.archive_dir(&options.deployment_root));
     if let Err(e) = ensure_started(&history, agent, &own_archive(&archive, id)) {
         return HookOutcome::Invalid(format!("cannot write the history: {e}"));
     }
