@@ -12,62 +12,8 @@ mod s3_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use codedeploy_support::sample::{Service, free_port, hooks_bin, sample_bundle, stdout_of};
 use codedeploy_support::{AgentRun, Instance, repo};
-
-fn hooks_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hooks")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The sample bundle built by scripts/build-bundle from this build's binaries, listening on
-/// `port`. The binaries lose their debug info: a debug build's bundle is ~480 MB, which the
-/// agent would copy and unpack five times.
-fn sample_bundle(out: &Path, port: u16) -> PathBuf {
-    let bins = Path::new(hooks_bin()).parent().unwrap();
-    let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .args(["build", "-p", "migrator", "-p", "sample-service"])
-        .current_dir(repo())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building migrator and sample-service failed"
-    );
-    let profile = bins
-        .strip_prefix(repo())
-        .expect("the target directory must be inside the repository for scripts/build-bundle");
-    let bundle = out.join("bundle");
-    let status = Command::new(repo().join("scripts/build-bundle"))
-        .arg(&bundle)
-        .arg(profile)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for bin in ["hooks", "migrator", "sample-service"] {
-        let stripped = Command::new("strip")
-            .arg("--strip-debug")
-            .arg(bundle.join("bin").join(bin))
-            .status();
-        // Without binutils the bundle is only bigger.
-        let _ = stripped;
-    }
-    let config = bundle.join("config/service.yml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace(
-        "listen: 127.0.0.1:18080",
-        &format!("listen: 127.0.0.1:{port}"),
-    );
-    assert!(text.contains(&format!(":{port}")), "{text}");
-    std::fs::write(&config, text).unwrap();
-    bundle
-}
 
 /// A copy of `bundle` whose `deploy/scripts/NAME` fails with a message on stderr, and a
 /// `REVISION` file naming the variant.
@@ -146,12 +92,7 @@ impl Revisions {
                     ])
                     .output()
                     .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+                stdout_of(&out)
             }
         }
     }
@@ -170,18 +111,6 @@ fn s3_hooks() -> Command {
     cmd.env_remove("AWS_PROFILE").env_remove("AWS_ENDPOINT_URL");
     cmd.envs(S3_ENV);
     cmd
-}
-
-/// Stops the sample service of a root when the test ends, pass or fail.
-struct Service(PathBuf);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = Command::new(hooks_bin())
-            .args(["proc", "stop", "--timeout", "10", "--pidfile"])
-            .arg(self.0.join("shared/run/service.pid"))
-            .status();
-    }
 }
 
 fn json(root: &Path, command: &str) -> serde_json::Value {
@@ -594,12 +523,7 @@ fn env_sh_ignores_the_agents_hooks_variables_and_enters_the_release() {
             .env("HOOKS_ENGINE_PID", marker)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        stdout_of(&out)
     };
     let release = std::fs::canonicalize(&release).unwrap();
     let archive = std::fs::canonicalize(work.path())
