@@ -1,14 +1,16 @@
-//! The contract of `hooks run-hook`: driven exactly as the real CodeDeploy agent drives hook
-//! scripts, a deployment of the sample bundle ends in the same state as `hooks deploy` of the
-//! same bundle: the same current release, shared links, SQLite schema (through the bundle's own
-//! migrator) and history.
+//! The contract of `hooks run-hook`: driven as the CodeDeploy agent drives hook scripts, a
+//! deployment of the sample bundle ends in the same state as `hooks deploy` of the same bundle:
+//! the same current release, shared links, SQLite schema (through the bundle's own migrator)
+//! and history.
 //!
-//! The agent emulator below does what aws-codedeploy-agent's hook executor does: it unpacks the
-//! revision into `<deployment-root>/<group-id>/<deployment-id>/deployment-archive`, copies
-//! `files:`, and runs every script of every event in order, one process each, in its own
-//! process group, with stdin closed, in the agent's own working directory (not the revision),
-//! with the agent's variables only; ApplicationStop comes from the previous revision's
-//! directory.
+//! The agent emulator below does the part of aws-codedeploy-agent's hook executor that decides
+//! that state: it unpacks the revision into
+//! `<deployment-root>/<group-id>/<deployment-id>/deployment-archive`, copies `files:`, and runs
+//! every script of every event in order, one process each, in its own process group, with stdin
+//! closed, in the agent's own working directory (not the revision); ApplicationStop comes from
+//! the previous revision's directory. It clears the environment down to the agent's variables,
+//! which the real agent does not (it passes its whole environment): that, failing scripts and
+//! the agent's own retention are covered by `codedeploy_agent.rs`, which runs the real agent.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
