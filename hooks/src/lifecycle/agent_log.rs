@@ -18,6 +18,7 @@ pub struct Stopped {
     pub script: Option<String>,
     /// The log's last lines.
     pub tail: Vec<String>,
+    /// The log file read.
     pub path: PathBuf,
 }
 

@@ -5,9 +5,9 @@
 //! The agent runs every script of an event itself, with its own working directory (not the
 //! revision) and its whole environment plus `LIFECYCLE_EVENT`, `DEPLOYMENT_ID`,
 //! `APPLICATION_NAME`, `DEPLOYMENT_GROUP_NAME`, `DEPLOYMENT_GROUP_ID` (and `BUNDLE_*` for S3
-//! revisions). It
-//! has unpacked the revision into `<deployment-root>/<group-id>/<deployment-id>/deployment-archive`
-//! and copied `files:` and applied `permissions:` in Install. What is left for `hooks`:
+//! revisions). It has unpacked the revision into
+//! `<deployment-root>/<group-id>/<deployment-id>/deployment-archive` and copied `files:` and
+//! applied `permissions:` in Install. What is left for `hooks`:
 //!
 //! | event                 | what run-hook does                                                  |
 //! |-----------------------|---------------------------------------------------------------------|
@@ -24,8 +24,9 @@
 //! With [`RunHookOptions::script`] (`hooks run-hook --script PATH`, used by the wrappers in
 //! `deploy/codedeploy/`), run-hook runs one user script of the event itself, as `hooks deploy`
 //! would: in the release directory, its output in `logs/<id>.log`. The agent stops an event at
-//! its first failing script and never calls run-hook again for that deployment, so this is the
-//! only place where a failing user script can be recorded as the deployment's failure.
+//! its first failing script and never calls run-hook again for that deployment, so this is
+//! where a failing user script is recorded at once; a script the agent runs itself is recorded
+//! only by the next deployment, from the agent's log ([`super::agent_log`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
