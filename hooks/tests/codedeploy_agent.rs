@@ -12,62 +12,8 @@ mod s3_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use codedeploy_support::sample::{Service, free_port, hooks_bin, sample_bundle, stdout_of};
 use codedeploy_support::{AgentRun, Instance, repo};
-
-fn hooks_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hooks")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The sample bundle built by scripts/build-bundle from this build's binaries, listening on
-/// `port`. The binaries lose their debug info: a debug build's bundle is ~480 MB, which the
-/// agent would copy and unpack five times.
-fn sample_bundle(out: &Path, port: u16) -> PathBuf {
-    let bins = Path::new(hooks_bin()).parent().unwrap();
-    let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .args(["build", "-p", "migrator", "-p", "sample-service"])
-        .current_dir(repo())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building migrator and sample-service failed"
-    );
-    let profile = bins
-        .strip_prefix(repo())
-        .expect("the target directory must be inside the repository for scripts/build-bundle");
-    let bundle = out.join("bundle");
-    let status = Command::new(repo().join("scripts/build-bundle"))
-        .arg(&bundle)
-        .arg(profile)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for bin in ["hooks", "migrator", "sample-service"] {
-        let stripped = Command::new("strip")
-            .arg("--strip-debug")
-            .arg(bundle.join("bin").join(bin))
-            .status();
-        // Without binutils the bundle is only bigger.
-        let _ = stripped;
-    }
-    let config = bundle.join("config/service.yml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace(
-        "listen: 127.0.0.1:18080",
-        &format!("listen: 127.0.0.1:{port}"),
-    );
-    assert!(text.contains(&format!(":{port}")), "{text}");
-    std::fs::write(&config, text).unwrap();
-    bundle
-}
 
 /// A copy of `bundle` whose `deploy/scripts/NAME` fails with a message on stderr, and a
 /// `REVISION` file naming the variant.
@@ -91,6 +37,23 @@ fn variant(bundle: &Path, out: &Path, name: &str, failing: Option<&str>) -> Path
     dir
 }
 
+/// `dir` with its appspec listing deploy/scripts/validate.sh itself in ValidateService, as an
+/// appspec written for the agent alone would, instead of its run-hook wrapper.
+fn unwrapped(dir: PathBuf) -> PathBuf {
+    let appspec = dir.join("appspec.yml");
+    let text = std::fs::read_to_string(&appspec).unwrap();
+    let changed = text.replace(
+        "- location: deploy/codedeploy/validate.sh",
+        "- location: deploy/scripts/validate.sh",
+    );
+    assert_ne!(
+        text, changed,
+        "appspec.yml lists no deploy/codedeploy/validate.sh"
+    );
+    std::fs::write(&appspec, changed).unwrap();
+    dir
+}
+
 /// How revisions reach the agent.
 enum Revisions {
     /// `.tgz` files on the instance's disk.
@@ -105,8 +68,9 @@ impl Revisions {
         match self {
             Self::LocalTgz => {
                 let tgz = dir.with_extension("tgz");
+                // gzip -1: the default level takes ~10 s for a debug build's bundle.
                 let status = Command::new("tar")
-                    .arg("-czf")
+                    .args(["-I", "gzip -1", "-cf"])
                     .arg(&tgz)
                     .arg("-C")
                     .arg(dir)
@@ -128,12 +92,7 @@ impl Revisions {
                     ])
                     .output()
                     .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+                stdout_of(&out)
             }
         }
     }
@@ -152,18 +111,6 @@ fn s3_hooks() -> Command {
     cmd.env_remove("AWS_PROFILE").env_remove("AWS_ENDPOINT_URL");
     cmd.envs(S3_ENV);
     cmd
-}
-
-/// Stops the sample service of a root when the test ends, pass or fail.
-struct Service(PathBuf);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = Command::new(hooks_bin())
-            .args(["proc", "stop", "--timeout", "10", "--pidfile"])
-            .arg(self.0.join("shared/run/service.pid"))
-            .status();
-    }
 }
 
 fn json(root: &Path, command: &str) -> serde_json::Value {
@@ -187,6 +134,16 @@ struct Expect {
     failed: Option<(&'static str, &'static str)>,
     /// Whether `/health` answers afterwards (from the step's own release).
     serving: bool,
+    /// The failing script is listed in the appspec without a wrapper: the agent runs it itself,
+    /// so `hooks` learns of the failure from the agent's log at the next deployment.
+    unwrapped: bool,
+}
+
+/// A deployment made: its id, and the result and failure its record must end with.
+struct Done {
+    id: String,
+    result: &'static str,
+    failed: Option<(&'static str, &'static str)>,
 }
 
 /// One scenario on one instance.
@@ -196,22 +153,29 @@ struct Scenario {
     port: u16,
     revisions: Revisions,
     /// Every deployment so far: its id and the result it must keep.
-    done: Vec<(String, &'static str)>,
+    done: Vec<Done>,
 }
 
 impl Scenario {
     fn deploy(&mut self, location: &str, expect: Expect) -> String {
+        let started = std::time::Instant::now();
         let run = self.instance.deploy(location, "tgz");
+        eprintln!(
+            "codedeploy-local {location}: {} in {:.1} s",
+            run.id,
+            started.elapsed().as_secs_f64()
+        );
         let id = run.id.clone();
         self.check(&run, location, &expect);
-        self.done.push((
-            id.clone(),
-            if expect.succeeded {
+        self.done.push(Done {
+            id: id.clone(),
+            result: if expect.succeeded {
                 "success"
             } else {
                 "failed"
             },
-        ));
+            failed: expect.failed,
+        });
         id
     }
 
@@ -235,14 +199,15 @@ impl Scenario {
         let history = json(&self.root, "history");
         let records = history.as_array().unwrap();
         let ids: Vec<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
-        let mut expected_ids: Vec<&str> = self.done.iter().map(|(i, _)| i.as_str()).collect();
+        let mut expected_ids: Vec<&str> = self.done.iter().map(|d| d.id.as_str()).collect();
         expected_ids.push(id);
         assert_eq!(ids, expected_ids, "{}", context());
         let last = records.last().unwrap();
-        let result = if expect.succeeded {
-            "success"
-        } else {
-            "failed"
+        let result = match (expect.succeeded, expect.unwrapped) {
+            (true, _) => serde_json::json!("success"),
+            // "in progress" until the next deployment reads the agent's log.
+            (false, true) => serde_json::Value::Null,
+            (false, false) => serde_json::json!("failed"),
         };
         assert_eq!(
             last["result"],
@@ -250,13 +215,18 @@ impl Scenario {
             "history of {id}: {last:#}\n{}",
             context()
         );
-        let (event, script) = match expect.failed {
+        let failure = |failed: Option<(&str, &str)>| match failed {
             Some((e, s)) => (serde_json::json!(e), serde_json::json!(s)),
             None => (serde_json::Value::Null, serde_json::Value::Null),
         };
+        let recorded = if expect.unwrapped {
+            None
+        } else {
+            expect.failed
+        };
         assert_eq!(
-            (&last["failed_event"], &last["failed_script"]),
-            (&event, &script),
+            (last["failed_event"].clone(), last["failed_script"].clone()),
+            failure(recorded),
             "{last:#}"
         );
         // Item 3: the bundle column names this deployment's revision, not the previous one.
@@ -274,9 +244,18 @@ impl Scenario {
                 );
             }
         }
-        // Item 1: earlier failures stay failures (not "interrupted").
-        for (record, (_, expected)) in records.iter().zip(&self.done) {
-            assert_eq!(record["result"], *expected, "{record:#}");
+        // Item 1: earlier failures are failures with their event and script (not
+        // "interrupted"), also the one the agent's log told about.
+        for (record, done) in records.iter().zip(&self.done) {
+            assert_eq!(record["result"], done.result, "{record:#}");
+            assert_eq!(
+                (
+                    record["failed_event"].clone(),
+                    record["failed_script"].clone()
+                ),
+                failure(done.failed),
+                "{record:#}"
+            );
         }
 
         // Status: the last deployment and where current points.
@@ -294,7 +273,23 @@ impl Scenario {
             .output()
             .unwrap();
         let logs = String::from_utf8_lossy(&logs.stdout);
-        if let Some((event, script)) = expect.failed {
+        if expect.unwrapped {
+            let agent_log = self
+                .instance
+                .deployment_dir(id)
+                .join("logs/scripts.log")
+                .display()
+                .to_string();
+            assert!(
+                logs.contains(&agent_log),
+                "the log must name {agent_log}:\n{logs}"
+            );
+            assert!(
+                self.instance
+                    .scripts_log(id)
+                    .contains("refuses this release")
+            );
+        } else if let Some((event, script)) = expect.failed {
             assert!(
                 logs.contains(&format!(
                     "{} refuses this release",
@@ -362,7 +357,12 @@ impl Scenario {
 fn scenario(revisions: Revisions) {
     let work = tempfile::tempdir().unwrap();
     let port = free_port();
+    let started = std::time::Instant::now();
     let bundle = sample_bundle(work.path(), port);
+    eprintln!(
+        "sample bundle built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let root = work.path().join("root");
     let _service = Service(root.clone());
     let endpoint = match &revisions {
@@ -395,10 +395,24 @@ fn scenario(revisions: Revisions) {
             .env
             .extend(S3_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     }
-    let r1 = revisions.publish(&variant(&bundle, work.path(), "r1", None));
-    let r2 = revisions.publish(&variant(&bundle, work.path(), "r2", None));
-    let r3 = revisions.publish(&variant(&bundle, work.path(), "r3", Some("validate.sh")));
-    let r4 = revisions.publish(&variant(&bundle, work.path(), "r4", Some("start.sh")));
+    let dirs = [
+        variant(&bundle, work.path(), "r1", None),
+        variant(&bundle, work.path(), "r2", None),
+        variant(&bundle, work.path(), "r3", Some("validate.sh")),
+        variant(&bundle, work.path(), "r4", Some("start.sh")),
+        unwrapped(variant(&bundle, work.path(), "r5", Some("validate.sh"))),
+    ];
+    // Packed and uploaded at once: each takes seconds, mostly waiting for the S3 server.
+    let [r1, r2, r3, r4, r5] = std::thread::scope(|scope| {
+        let revisions = &revisions;
+        dirs.each_ref()
+            .map(|dir| scope.spawn(move || revisions.publish(dir)))
+            .map(|handle| handle.join().unwrap())
+    });
+    eprintln!(
+        "revisions ready after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut s = Scenario {
         instance,
         root: root.clone(),
@@ -410,6 +424,7 @@ fn scenario(revisions: Revisions) {
         succeeded: true,
         failed: None,
         serving: true,
+        unwrapped: false,
     };
     s.deploy(&r1, good());
     s.deploy(&r2, good());
@@ -420,6 +435,7 @@ fn scenario(revisions: Revisions) {
             succeeded: false,
             failed: Some(("ValidateService", "deploy/scripts/validate.sh")),
             serving: true,
+            unwrapped: false,
         },
     );
     // ApplicationStop (from r3, the last installed revision) stopped r3's service.
@@ -429,16 +445,28 @@ fn scenario(revisions: Revisions) {
             succeeded: false,
             failed: Some(("ApplicationStart", "deploy/scripts/start.sh")),
             serving: false,
+            unwrapped: false,
         },
     );
-    let r5 = s.deploy(&r2, good());
+    // A failing script the agent runs itself: "in progress" until the next deployment's first
+    // run-hook reads the agent's log (checked with the redeploy below).
+    s.deploy(
+        &r5,
+        Expect {
+            succeeded: false,
+            failed: Some(("ValidateService", "deploy/scripts/validate.sh")),
+            serving: true,
+            unwrapped: true,
+        },
+    );
+    let r6 = s.deploy(&r2, good());
     // Each release once, the agent's deployment folders mostly gone, the service unaffected.
-    let release = s.root.join("releases").join(&r5);
+    let release = s.root.join("releases").join(&r6);
     assert_eq!(
         std::fs::read_to_string(release.join("REVISION")).unwrap(),
         "r2\n"
     );
-    let first = &s.done[0].0;
+    let first = &s.done[0].id;
     assert!(
         !s.instance.deployment_dir(first).exists(),
         "the agent kept {first}'s folder; max_revisions did not apply"
@@ -459,4 +487,57 @@ fn sample_bundle_under_the_real_agent_from_s3_revisions() {
         endpoint: s3_support::endpoint(),
         bucket: s3_support::bucket(),
     });
+}
+
+/// Item 5 where the whole scenario cannot show it: without a defaults file, settings inherited
+/// from the agent's environment are dropped too (the root falls back to /var/lib/hooks), and
+/// the scripts change into the release itself even when reached through the agent's link.
+#[test]
+fn env_sh_ignores_the_agents_hooks_variables_and_enters_the_release() {
+    let work = tempfile::tempdir().unwrap();
+    let release = work.path().join("releases/d-1");
+    std::fs::create_dir_all(release.join("deploy/codedeploy")).unwrap();
+    std::fs::copy(
+        repo().join("deploy/codedeploy/env.sh"),
+        release.join("deploy/codedeploy/env.sh"),
+    )
+    .unwrap();
+    let probe = release.join("deploy/codedeploy/probe.sh");
+    std::fs::write(
+        &probe,
+        "#!/bin/sh\n. \"$(dirname \"$0\")/env.sh\"\n\
+         echo \"root=${HOOKS_ROOT:-} marker=${HOOKS_ENGINE_PID:-} pwd=$PWD bundle=$bundle\"\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&probe)
+        .status()
+        .unwrap();
+    let archive = work.path().join("deployment-archive");
+    std::os::unix::fs::symlink(&release, &archive).unwrap();
+    let run = |marker: &str| {
+        let out = Command::new(archive.join("deploy/codedeploy/probe.sh"))
+            .env("HOOKS_DEFAULTS", work.path().join("no-such-defaults"))
+            .env("HOOKS_ROOT", "/decoy")
+            .env("HOOKS_ENGINE_PID", marker)
+            .output()
+            .unwrap();
+        stdout_of(&out)
+    };
+    let release = std::fs::canonicalize(&release).unwrap();
+    let archive = std::fs::canonicalize(work.path())
+        .unwrap()
+        .join("deployment-archive");
+    assert_eq!(
+        run("1"),
+        format!(
+            "root= marker= pwd={} bundle={}",
+            release.display(),
+            archive.display()
+        )
+    );
+    // Started by `hooks deploy` (the marker is the parent's pid): its settings stay.
+    let parent = std::process::id().to_string();
+    assert!(run(&parent).starts_with(&format!("root=/decoy marker={parent} ")));
 }

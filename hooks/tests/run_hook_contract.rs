@@ -1,14 +1,16 @@
-//! The contract of `hooks run-hook`: driven exactly as the real CodeDeploy agent drives hook
-//! scripts, a deployment of the sample bundle ends in the same state as `hooks deploy` of the
-//! same bundle: the same current release, shared links, SQLite schema (through the bundle's own
-//! migrator) and history.
+//! The contract of `hooks run-hook`: driven as the CodeDeploy agent drives hook scripts, a
+//! deployment of the sample bundle ends in the same state as `hooks deploy` of the same bundle:
+//! the same current release, shared links, SQLite schema (through the bundle's own migrator)
+//! and history.
 //!
-//! The agent emulator below does what aws-codedeploy-agent's hook executor does: it unpacks the
-//! revision into `<deployment-root>/<group-id>/<deployment-id>/deployment-archive`, copies
-//! `files:`, and runs every script of every event in order, one process each, in its own
-//! process group, with stdin closed, in the agent's own working directory (not the revision),
-//! with the agent's variables only; ApplicationStop comes from the previous revision's
-//! directory.
+//! The agent emulator below does the part of aws-codedeploy-agent's hook executor that decides
+//! that state: it unpacks the revision into
+//! `<deployment-root>/<group-id>/<deployment-id>/deployment-archive`, copies `files:`, and runs
+//! every script of every event in order, one process each, in its own process group, with stdin
+//! closed, in the agent's own working directory (not the revision); ApplicationStop comes from
+//! the previous revision's directory. It clears the environment down to the agent's variables,
+//! which the real agent does not (it passes its whole environment): that, failing scripts and
+//! the agent's own retention are covered by `codedeploy_agent.rs`, which runs the real agent.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,76 +18,9 @@ use std::process::{Command, Stdio};
 
 use hooks::appspec::{self, LifecycleEvent};
 
-fn hooks_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hooks")
-}
+mod codedeploy_support;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// Builds the sample bundle with scripts/build-bundle from this build's binaries. The migrator
-/// and the sample service are other packages, so `cargo test -p hooks` alone does not build
-/// them: build them here (a no-op when `cargo test --workspace` already did).
-fn sample_bundle(out: &Path, port: u16) -> PathBuf {
-    let bins = Path::new(hooks_bin()).parent().unwrap();
-    let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .args(["build", "-p", "migrator", "-p", "sample-service"])
-        .current_dir(repo())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building migrator and sample-service failed"
-    );
-    let profile = bins
-        .strip_prefix(repo())
-        .expect("the target directory must be inside the repository for scripts/build-bundle");
-    let bundle = out.join("bundle");
-    let status = Command::new(repo().join("scripts/build-bundle"))
-        .arg(&bundle)
-        .arg(profile)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let config = bundle.join("config/service.yml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("listen:") {
-                format!("listen: 127.0.0.1:{port}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    std::fs::write(&config, text).unwrap();
-    bundle
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Stops the sample service of a root when the test ends, pass or fail.
-struct Service(PathBuf);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = Command::new(hooks_bin())
-            .args(["proc", "stop", "--timeout", "10", "--pidfile"])
-            .arg(self.0.join("shared/run/service.pid"))
-            .status();
-    }
-}
+use codedeploy_support::sample::{Service, free_port, hooks_bin, sample_bundle};
 
 /// What the CodeDeploy agent does on an instance, reduced to what hook scripts can observe.
 struct Agent {

@@ -18,7 +18,7 @@ use super::activate::{Activation, Release};
 use super::builtins::BuiltinContext;
 use super::events::{EventRunner, StepFailure};
 use super::log::DeploymentLog;
-pub use super::recovery::{begin, begin_continuing};
+pub use super::recovery::{Explain, begin, begin_continuing};
 use super::script::Grace;
 use super::{install, preflight};
 

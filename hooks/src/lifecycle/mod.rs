@@ -6,6 +6,7 @@
 //! AfterInstall and ApplicationStart.
 
 pub mod activate;
+pub mod agent_log;
 pub mod builtins;
 pub mod deploy;
 pub mod events;

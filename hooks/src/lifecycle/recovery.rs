@@ -22,8 +22,12 @@ pub fn begin(
     id: &str,
     wait: Duration,
 ) -> Result<(DeployLock, Vec<String>), Outcome> {
-    begin_continuing(layout, id, wait, None)
+    begin_continuing(layout, id, wait, None, &|_| None)
 }
+
+/// Says what ended an unfinished deployment whose `hooks` process is gone, when something else
+/// knows (the CodeDeploy agent's log): `(failed event, failed script, error)`.
+pub type Explain<'a> = &'a dyn Fn(&str) -> Option<(String, Option<String>, String)>;
 
 /// [`begin`] for one step of a deployment that spans several processes (`hooks run-hook`, one
 /// per CodeDeploy event): the unfinished history record of `continuing` is not interrupted.
@@ -32,6 +36,7 @@ pub fn begin_continuing(
     id: &str,
     wait: Duration,
     continuing: Option<&str>,
+    explain: Explain<'_>,
 ) -> Result<(DeployLock, Vec<String>), Outcome> {
     crate::release::layout::check_root(layout.root()).map_err(|e| Outcome::Invalid {
         id: None,
@@ -46,7 +51,7 @@ pub fn begin_continuing(
             error: format!("{e}; wait for it to finish, or pass --wait SECONDS"),
         }
     })?;
-    let notes = recover(layout, &lock, continuing);
+    let notes = recover(layout, &lock, continuing, explain);
     Ok((lock, notes))
 }
 
@@ -83,7 +88,12 @@ pub fn stop_started(activation: &mut super::activate::Activation<'_, '_>, id: &s
     }
 }
 
-fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<String> {
+fn recover(
+    layout: &Layout,
+    lock: &DeployLock,
+    continuing: Option<&str>,
+    explain: Explain<'_>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(previous) = lock
         .previous
@@ -116,6 +126,20 @@ fn recover(layout: &Layout, lock: &DeployLock, continuing: Option<&str>) -> Vec<
             .iter()
             .filter(|d| d.result.is_none() && Some(d.id.as_str()) != continuing);
         for deployment in unfinished {
+            if let Some((event, script, error)) = explain(&deployment.id) {
+                let _ = history.append(&Record::Finished {
+                    id: deployment.id.clone(),
+                    ended_at: history::now(),
+                    result: history::Result::Failed,
+                    digest: None,
+                    failed_event: Some(event),
+                    failed_script: script,
+                    error: Some(error.clone()),
+                    restored: None,
+                });
+                notes.push(format!("deployment {}: {error}", deployment.id));
+                continue;
+            }
             let _ = history.append(&Record::Finished {
                 id: deployment.id.clone(),
                 ended_at: history::now(),

@@ -5,9 +5,9 @@
 //! The agent runs every script of an event itself, with its own working directory (not the
 //! revision) and its whole environment plus `LIFECYCLE_EVENT`, `DEPLOYMENT_ID`,
 //! `APPLICATION_NAME`, `DEPLOYMENT_GROUP_NAME`, `DEPLOYMENT_GROUP_ID` (and `BUNDLE_*` for S3
-//! revisions). It
-//! has unpacked the revision into `<deployment-root>/<group-id>/<deployment-id>/deployment-archive`
-//! and copied `files:` and applied `permissions:` in Install. What is left for `hooks`:
+//! revisions). It has unpacked the revision into
+//! `<deployment-root>/<group-id>/<deployment-id>/deployment-archive` and copied `files:` and
+//! applied `permissions:` in Install. What is left for `hooks`:
 //!
 //! | event                 | what run-hook does                                                  |
 //! |-----------------------|---------------------------------------------------------------------|
@@ -24,8 +24,9 @@
 //! With [`RunHookOptions::script`] (`hooks run-hook --script PATH`, used by the wrappers in
 //! `deploy/codedeploy/`), run-hook runs one user script of the event itself, as `hooks deploy`
 //! would: in the release directory, its output in `logs/<id>.log`. The agent stops an event at
-//! its first failing script and never calls run-hook again for that deployment, so this is the
-//! only place where a failing user script can be recorded as the deployment's failure.
+//! its first failing script and never calls run-hook again for that deployment, so this is
+//! where a failing user script is recorded at once; a script the agent runs itself is recorded
+//! only by the next deployment, from the agent's log ([`super::agent_log`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,7 @@ use crate::release::history::{self, Kind, Record};
 use crate::release::{History, Layout, retention};
 
 use super::activate::{Activation, Release, load_release};
+use super::agent_log;
 use super::builtins::BuiltinContext;
 use super::deploy::{begin_continuing, current_user, hooks_env};
 use super::events::{EventRunner, StepFailure};
@@ -163,7 +165,26 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     }
     let layout = Layout::new(&options.root);
     let id = agent.deployment_id.as_str();
-    let (mut lock, recovery) = match begin_continuing(&layout, id, options.wait, Some(id)) {
+    let archive = options
+        .archive
+        .clone()
+        .unwrap_or_else(|| agent.archive_dir(&options.deployment_root));
+    let own_folder = own_archive(&archive, id)
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    // A deployment of this group the agent ended at a script it ran itself: its log says where.
+    let explain = |other: &str| {
+        agent_log::read(&agent_log::path_for(&own_folder, other)).map(|stopped| {
+            (
+                stopped.event.clone(),
+                stopped.script.clone(),
+                stopped.error(),
+            )
+        })
+    };
+    let (mut lock, recovery) = match begin_continuing(&layout, id, options.wait, Some(id), &explain)
+    {
         Ok(begun) => begun,
         Err(super::deploy::Outcome::Locked { error }) => return HookOutcome::Locked(error),
         Err(other) => return HookOutcome::Invalid(format!("{other:?}")),
@@ -176,10 +197,6 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
         log.line("recovery", &note);
     }
     let history = History::new(layout.history_file());
-    let archive = options
-        .archive
-        .clone()
-        .unwrap_or_else(|| agent.archive_dir(&options.deployment_root));
     if let Err(e) = ensure_started(&history, agent, &own_archive(&archive, id)) {
         return HookOutcome::Invalid(format!("cannot write the history: {e}"));
     }

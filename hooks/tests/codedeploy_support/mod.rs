@@ -6,6 +6,8 @@
 //! apt-get when missing, so no RubyGems are needed.
 #![allow(dead_code)]
 
+pub mod sample;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
