@@ -70,10 +70,13 @@ enum Command {
     },
     /// List past deployments, oldest first.
     ///
-    /// Example: hooks history --root /srv/app
+    /// Example: hooks history --root /srv/app -n 10
     History {
         #[arg(long)]
         json: bool,
+        /// Only the newest N deployments.
+        #[arg(short = 'n', long = "last", value_name = "N")]
+        last: Option<usize>,
     },
     /// Re-activate a kept release (default: the newest good one before `current`) and mark
     /// the replaced release as bad.
@@ -177,10 +180,16 @@ enum Command {
     Systemd(services_cli::SystemdCommand),
     /// Print a deployment's log (default: the newest).
     ///
-    /// Example: hooks logs d-20261123-101500-1a2b
+    /// Example: hooks logs d-20261123-101500-1a2b --tail 50; hooks logs -f (the running deployment)
     Logs {
         /// Deployment id.
         id: Option<String>,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Keep printing the log as the deployment writes it, until it has finished.
+        #[arg(short = 'f', long)]
+        follow: bool,
     },
 }
 
@@ -370,8 +379,15 @@ fn main() -> ExitCode {
         Command::Agent(args) => cli_agent::run(&cli.root, args),
         Command::Validate { file } => report::validate(&file),
         Command::Status { json } => report::status(&cli.root, json),
-        Command::History { json } => report::history(&cli.root, json),
-        Command::Logs { id } => report::logs(&cli.root, id.as_deref()),
+        Command::History { json, last } => report::history(&cli.root, json, last),
+        Command::Logs { id, tail, follow } => report::logs(
+            &cli.root,
+            &report::LogsRequest {
+                id: id.as_deref(),
+                tail,
+                follow,
+            },
+        ),
         Command::Proc(command) => helpers::proc(command),
         Command::Compose(command) => helpers::compose(&cli.root, command),
         Command::Plan(args) => ci::plan(&args),

@@ -1,6 +1,7 @@
 //! What the read-only commands print (`status`, `history`, `logs`, `validate`) and the final
 //! line of `deploy`/`rollback`.
 
+use std::io::Write;
 use std::path::Path;
 
 use hooks::lifecycle::deploy::Outcome;
@@ -204,13 +205,16 @@ fn result_word(layout: &Layout, d: &Deployment) -> &'static str {
     }
 }
 
-/// `hooks history [--json]`.
-pub fn history(root: &Path, json: bool) -> i32 {
+/// `hooks history [--json] [-n N]`.
+pub fn history(root: &Path, json: bool, last: Option<usize>) -> i32 {
     let layout = Layout::new(root);
-    let all = match deployments(root) {
+    let mut all = match deployments(root) {
         Ok(all) => all,
         Err(code) => return code,
     };
+    if let Some(n) = last {
+        all.drain(..all.len().saturating_sub(n));
+    }
     if json {
         println!("{:#}", serde_json::json!(all));
         return 0;
@@ -234,10 +238,20 @@ pub fn history(root: &Path, json: bool) -> i32 {
     0
 }
 
-/// `hooks logs [ID]`.
-pub fn logs(root: &Path, id: Option<&str>) -> i32 {
+/// What `hooks logs` prints.
+pub struct LogsRequest<'a> {
+    /// The deployment (default: the newest).
+    pub id: Option<&'a str>,
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+    /// Keep printing what the deployment writes until it has finished.
+    pub follow: bool,
+}
+
+/// `hooks logs [ID] [--tail N] [-f]`.
+pub fn logs(root: &Path, request: &LogsRequest<'_>) -> i32 {
     let layout = Layout::new(root);
-    let id = match id {
+    let id = match request.id {
         Some(id) => {
             if let Err(e) = hooks::release::layout::check_id(id) {
                 eprintln!("hooks: {e}");
@@ -254,19 +268,75 @@ pub fn logs(root: &Path, id: Option<&str>) -> i32 {
             Err(code) => return code,
         },
     };
-    match std::fs::read_to_string(layout.log_file(&id)) {
-        Ok(text) => {
-            print!("{text}");
-            0
-        }
+    let path = layout.log_file(&id);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(e) => {
-            eprintln!(
-                "hooks: no log for {id} at {}: {e}",
-                layout.log_file(&id).display()
-            );
-            1
+            eprintln!("hooks: no log for {id} at {}: {e}", path.display());
+            return 1;
         }
+    };
+    let shown = match request.tail {
+        Some(n) => last_lines(&text, n),
+        None => &text[..],
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(shown);
+    let _ = out.flush();
+    if request.follow {
+        follow(root, &id, &path, text.len() as u64, &mut out);
     }
+    0
+}
+
+/// The last `n` lines of `text` (all of it when it has fewer).
+fn last_lines(text: &[u8], n: usize) -> &[u8] {
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n.saturating_sub(1))
+        .map(|(i, _)| i + 1)
+        .filter(|_| n > 0)
+        .unwrap_or(if n == 0 { text.len() } else { 0 });
+    &text[start..]
+}
+
+/// Prints what is appended to the log from `offset` on, until the deployment has a result in
+/// the history (or its process is gone) and nothing more is written.
+fn follow(root: &Path, id: &str, path: &Path, mut offset: u64, out: &mut impl std::io::Write) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return;
+    };
+    let mut buffer = Vec::new();
+    loop {
+        let running = still_running(root, id);
+        buffer.clear();
+        if file.seek(SeekFrom::Start(offset)).is_ok() && file.read_to_end(&mut buffer).is_ok() {
+            offset += buffer.len() as u64;
+            let _ = out.write_all(&buffer);
+            let _ = out.flush();
+        }
+        if !running && buffer.is_empty() {
+            return;
+        }
+        // A log grows line by line while scripts run; a fifth of a second feels live.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Whether deployment `id` has no result yet and the process that runs it is alive.
+fn still_running(root: &Path, id: &str) -> bool {
+    let Ok(all) = deployments(root) else {
+        return false;
+    };
+    let Some(deployment) = all.iter().find(|d| d.id == id) else {
+        return false;
+    };
+    deployment.result.is_none() && Path::new(&format!("/proc/{}", deployment.pid)).exists()
 }
 
 /// `hooks restore BACKUP [--database-url-file F] [--yes]`: exit 0 restored, 1 failed, 2 not

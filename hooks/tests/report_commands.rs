@@ -1,0 +1,76 @@
+//! `hooks history -n`, `hooks logs --tail` and `hooks logs -f` on real deployments.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{EVENTS, Env, block_until, hooks_bin, wait_until};
+
+#[test]
+fn history_last_n_and_logs_tail_show_the_newest() {
+    let env = Env::new();
+    for name in ["v1", "v2", "v3"] {
+        env.deploy(&env.bundle(name).traced(&EVENTS, name).build(), &[])
+            .expect(0);
+    }
+    let all = env.history();
+    let run = env.hooks(&["history", "-n", "2", "--json"]);
+    run.expect(0);
+    let last: Vec<serde_json::Value> = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[0]["id"], all[1]["id"]);
+    assert_eq!(last[1]["id"], all[2]["id"]);
+
+    let id = all[2]["id"].as_str().unwrap();
+    let full = env.log(id);
+    let run = env.hooks(&["logs", id, "--tail", "3"]);
+    run.expect(0);
+    let expected: Vec<&str> = full.lines().rev().take(3).collect::<Vec<_>>();
+    assert_eq!(
+        run.stdout().lines().rev().collect::<Vec<_>>(),
+        expected,
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn logs_follow_prints_a_running_deployment_until_it_finishes() {
+    let env = Env::new();
+    let started = env.path("started");
+    let gate = env.path("gate");
+    let bundle = env
+        .bundle("v1")
+        .traced(&EVENTS, "v1")
+        .script(
+            "ValidateService",
+            "slow.sh",
+            &format!("{}\necho after-the-gate", block_until(&started, &gate)),
+        )
+        .build();
+    let mut deploy = Command::new(hooks_bin())
+        .args(["deploy", "--quiet", "--bundle", bundle.to_str().unwrap()])
+        .env("HOOKS_ROOT", env.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the blocking script", || {
+        started.exists()
+    });
+    let follow = Command::new(hooks_bin())
+        .args(["logs", "-f"])
+        .env("HOOKS_ROOT", env.root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(&gate, "").unwrap();
+    assert!(deploy.wait().unwrap().success());
+    let output = follow.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    // Written after `logs -f` started: the script's line and the deployment's last line.
+    assert!(text.contains("after-the-gate"), "{text}");
+    assert!(text.contains("finished: success (exit 0)"), "{text}");
+}
