@@ -178,6 +178,14 @@ enum Command {
     /// Render or install systemd template units for deploy.services, or print sudoers lines.
     #[command(subcommand)]
     Systemd(services_cli::SystemdCommand),
+    /// Show who holds the deployment lock: its pid, deployment id, start and running event.
+    /// Exit 0 free, 4 held. Only reads the holder's record; the lock is never taken or broken.
+    ///
+    /// Example: hooks lock --root /srv/app --json
+    Lock {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a deployment's log (default: the newest).
     ///
     /// Example: hooks logs d-20261123-101500-1a2b --tail 50; hooks logs -f (the running deployment)
@@ -379,6 +387,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => cli_agent::run(&cli.root, args),
         Command::Validate { file } => report::validate(&file),
         Command::Status { json } => report::status(&cli.root, json),
+        Command::Lock { json } => report::lock(&cli.root, json),
         Command::History { json, last } => report::history(&cli.root, json, last),
         Command::Logs { id, tail, follow } => report::logs(
             &cli.root,

@@ -238,6 +238,36 @@ pub fn history(root: &Path, json: bool, last: Option<usize>) -> i32 {
     0
 }
 
+/// `hooks lock [--json]`: who holds the deployment lock. Exit 0 free, 4 held. It only reads
+/// the holder's record: it never takes, breaks or waits for the lock.
+pub fn lock(root: &Path, json: bool) -> i32 {
+    let layout = Layout::new(root);
+    let last = hooks::release::lock::read_holder(&layout.lock_file());
+    let held = last.as_ref().filter(|h| h.is_running());
+    if json {
+        let value = serde_json::json!({
+            "held": held.is_some(),
+            "holder": held,
+            "last_holder": last,
+        });
+        println!("{value:#}");
+    } else {
+        match (held, &last) {
+            (Some(holder), _) => println!(
+                "held by {holder}{}",
+                holder
+                    .event
+                    .as_ref()
+                    .map(|e| format!(", running {e}"))
+                    .unwrap_or_default()
+            ),
+            (None, Some(last)) => println!("free (last held by {last})"),
+            (None, None) => println!("free (never taken under {})", root.display()),
+        }
+    }
+    if held.is_some() { 4 } else { 0 }
+}
+
 /// What `hooks logs` prints.
 pub struct LogsRequest<'a> {
     /// The deployment (default: the newest).

@@ -36,7 +36,7 @@ fn history_last_n_and_logs_tail_show_the_newest() {
 }
 
 #[test]
-fn logs_follow_prints_a_running_deployment_until_it_finishes() {
+fn logs_follow_prints_a_running_deployment_until_it_finishes_and_lock_names_its_holder() {
     let env = Env::new();
     let started = env.path("started");
     let gate = env.path("gate");
@@ -65,8 +65,21 @@ fn logs_follow_prints_a_running_deployment_until_it_finishes() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let run = env.hooks(&["lock"]);
+    run.expect(4);
+    assert!(
+        run.stdout()
+            .contains(&format!("held by pid {} (deployment d-", deploy.id())),
+        "{}",
+        run.stdout()
+    );
+    assert!(run.stdout().contains("running ValidateService"), "{}", run.stdout());
     std::fs::write(&gate, "").unwrap();
     assert!(deploy.wait().unwrap().success());
+    let run = env.hooks(&["lock", "--json"]);
+    run.expect(0);
+    let state: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(state["held"], false, "{state}");
     let output = follow.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());

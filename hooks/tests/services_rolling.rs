@@ -73,9 +73,13 @@ fn three_instances_roll_forward_back_and_fail_to_roll_back() {
     assert_eq!(env.current().as_deref(), Some(v1_id.as_str()));
     assert_eq!(ports.map(version), ["v1"; 3]);
 
-    // v3 cannot start any more: its configuration is gone. The rollback to it fails (exit 2)
-    // and the instances keep serving v1.
+    // v3 cannot start any more: its configuration is gone. The rollback to it fails, v1 is
+    // restored as a failed deployment would restore it (exit 1), and v3 is marked bad.
     std::fs::remove_dir_all(env.root().join("releases").join(&v3_id).join("config")).unwrap();
-    env.hooks(&["rollback", "--to", &v3_id]).expect(2);
+    env.hooks(&["rollback", "--to", &v3_id]).expect(1);
+    assert_eq!(env.current().as_deref(), Some(v1_id.as_str()));
     assert_eq!(ports.map(version), ["v1"; 3]);
+    let history = env.history();
+    let v3 = history.iter().find(|d| d["id"] == v3_id.as_str()).unwrap();
+    assert_eq!(v3["bad"], true, "{v3}");
 }
