@@ -182,6 +182,7 @@ pub fn compose(root: &std::path::Path, command: crate::ComposeCommand) -> i32 {
             images,
             timeout,
             build,
+            remove_orphans,
             ..
         } => {
             let options = UpOptions {
@@ -189,6 +190,7 @@ pub fn compose(root: &std::path::Path, command: crate::ComposeCommand) -> i32 {
                 images,
                 deadline: Duration::from_secs(timeout),
                 build,
+                remove_orphans,
             };
             engine::up(&engine, &project, &options, &log).map(|report| {
                 println!(
