@@ -183,6 +183,7 @@ pub fn compose(root: &std::path::Path, command: crate::ComposeCommand) -> i32 {
             images,
             timeout,
             build,
+            remove_orphans,
             ..
         } => {
             let options = UpOptions {
@@ -190,6 +191,7 @@ pub fn compose(root: &std::path::Path, command: crate::ComposeCommand) -> i32 {
                 images,
                 deadline: Duration::from_secs(timeout),
                 build,
+                remove_orphans,
             };
             engine::up(&engine, &project, &options, &log).map(|report| {
                 println!(

@@ -267,6 +267,10 @@ enum ComposeCommand {
         /// Build `build:` services even when their image exists (else only missing images).
         #[arg(long)]
         build: bool,
+        /// Remove containers of services that are no longer in the files, once every other
+        /// service is ready (without it they are only named).
+        #[arg(long)]
+        remove_orphans: bool,
     },
     /// Remove the project's containers and networks; named volumes only with --volumes.
     ///

@@ -111,9 +111,11 @@ impl Stack {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
+        // HOOKS_TEST_PREFIX keeps parallel runs on one shared engine apart.
+        let prefix = std::env::var("HOOKS_TEST_PREFIX").unwrap_or_default();
         let stack = Stack {
-            name: format!("hooks-test-stack-{pid}"),
-            tag: format!("test-{pid}"),
+            name: format!("{prefix}hooks-test-stack-{pid}"),
+            tag: format!("{prefix}test-{pid}"),
             port: free_port(),
             password: format!("pw-{nanos:x}-{pid}"),
             binaries,

@@ -313,3 +313,41 @@ fn a_service_with_a_published_port_falls_back_to_stop_first_and_says_why_and_how
     stream.read_to_string(&mut answer).unwrap();
     assert_eq!(answer.trim(), "v1");
 }
+
+#[test]
+fn orphans_are_named_by_default_and_removed_with_remove_orphans() {
+    let (project, old) = setup("orphans");
+    let name = project.name.clone();
+    let base = compose_file(&project, "v1", "gate-v1", "start-first");
+    let with_extra = format!(
+        "{base}  extra:\n    build: ./ctx-web\n    image: {name}-web:latest\n    command: [\"http\", \"x\"]\n"
+    );
+    project.write("docker-compose.yml", &with_extra);
+    let out = hooks_up(&project, 60).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let extra = format!("{name}-extra-1");
+    let exists = |container: &str| {
+        project
+            .engine
+            .block_on(project.engine.docker().inspect_container(container, None))
+            .is_ok()
+    };
+    assert!(exists(&extra));
+    project.write("docker-compose.yml", &base);
+    let out = hooks_up(&project, 60).output().unwrap();
+    let log = text(&out);
+    assert!(out.status.success() && log.contains("(orphan)"), "{log}");
+    assert!(exists(&extra), "without --remove-orphans the orphan stays");
+    let out = hooks_up(&project, 60)
+        .arg("--remove-orphans")
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!exists(&extra), "--remove-orphans removed it: {log}");
+    assert_eq!(
+        container_named(&project, "").as_deref(),
+        Some(old.as_str()),
+        "the unchanged service kept its container"
+    );
+}

@@ -116,6 +116,7 @@ impl TestProject {
             images,
             deadline,
             build: false,
+            remove_orphans: false,
         };
         engine::up(&self.engine, &self.load(), &options, &self.log)
     }

@@ -121,6 +121,9 @@ pub struct UpOptions {
     /// the engine's build cache does not promise the same image id for an unchanged context
     /// (concurrent builds), and a new id would recreate the service for nothing.
     pub build: bool,
+    /// Remove the containers of services no longer in the files (`--remove-orphans`), after
+    /// every other service is ready; without it they are only named.
+    pub remove_orphans: bool,
 }
 
 /// What `up` did.
@@ -243,6 +246,8 @@ pub fn deploy_step(
         images: config.images.iter().map(|i| release_dir.join(i)).collect(),
         deadline: config.health_deadline,
         build: true,
+        // A service removed from the release's files goes once the rest is healthy.
+        remove_orphans: true,
     };
     let report = up(&engine, &project, &up_options, log).map_err(|e| log.redact(&e.to_string()))?;
     log.line(

@@ -401,6 +401,17 @@ async fn up_async(
         }
     }
     for (service, orphan) in current {
+        if options.remove_orphans {
+            containers::remove(docker, &orphan.id).await?;
+            log.line(
+                SCOPE,
+                &format!(
+                    "{service}: container {} removed: the service is no longer in the files (orphan)",
+                    short(&orphan.id)
+                ),
+            );
+            continue;
+        }
         // Like the Compose tool without --remove-orphans: say so, remove nothing.
         log.line(
             SCOPE,
