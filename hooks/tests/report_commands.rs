@@ -73,7 +73,11 @@ fn logs_follow_prints_a_running_deployment_until_it_finishes_and_lock_names_its_
         "{}",
         run.stdout()
     );
-    assert!(run.stdout().contains("running ValidateService"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("running ValidateService"),
+        "{}",
+        run.stdout()
+    );
     std::fs::write(&gate, "").unwrap();
     assert!(deploy.wait().unwrap().success());
     let run = env.hooks(&["lock", "--json"]);
