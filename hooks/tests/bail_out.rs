@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::{EVENTS, Env, alive, block_until, hooks_bin, wait_until};
+use common::{EVENTS, Env, alive, block_until, wait_until};
 
 #[test]
 fn a_rollback_whose_target_fails_validation_puts_the_serving_release_back_and_marks_it_bad() {
@@ -82,13 +82,7 @@ fn deploy_blocked_in_validate(env: &Env, v1_start_extra: &str) -> (std::process:
         .script("ValidateService", "block.sh", &body)
         .build();
     env.clear_trace();
-    let child = Command::new(hooks_bin())
-        .args(["deploy", "--quiet", "--bundle", v2_bundle.to_str().unwrap()])
-        .env("HOOKS_ROOT", env.root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = env.spawn_deploy(&v2_bundle, Stdio::piped());
     wait_until(Duration::from_secs(30), "v2's ValidateService", || {
         started.exists()
     });

@@ -76,13 +76,7 @@ fn status_says_interrupted_once_the_holder_died_and_in_progress_while_it_runs() 
         .bundle("v1")
         .script("AfterInstall", "block.sh", &block_until(&started, &gate))
         .build();
-    let mut child = Command::new(hooks_bin())
-        .args(["deploy", "--quiet", "--bundle", bundle.to_str().unwrap()])
-        .env("HOOKS_ROOT", env.root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_deploy(&bundle, Stdio::null());
     wait_until(Duration::from_secs(30), "the blocking script", || {
         started.exists()
     });

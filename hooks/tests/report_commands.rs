@@ -49,13 +49,7 @@ fn logs_follow_prints_a_running_deployment_until_it_finishes_and_lock_names_its_
             &format!("{}\necho after-the-gate", block_until(&started, &gate)),
         )
         .build();
-    let mut deploy = Command::new(hooks_bin())
-        .args(["deploy", "--quiet", "--bundle", bundle.to_str().unwrap()])
-        .env("HOOKS_ROOT", env.root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut deploy = env.spawn_deploy(&bundle, Stdio::null());
     wait_until(Duration::from_secs(30), "the blocking script", || {
         started.exists()
     });

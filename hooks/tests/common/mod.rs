@@ -84,6 +84,18 @@ impl Env {
         Run(output)
     }
 
+    /// `hooks deploy --quiet --bundle PATH` started in the background (stdout discarded), for
+    /// tests that act on a deployment while it runs.
+    pub fn spawn_deploy(&self, bundle: &Path, stderr: std::process::Stdio) -> std::process::Child {
+        Command::new(hooks_bin())
+            .args(["deploy", "--quiet", "--bundle", bundle.to_str().unwrap()])
+            .env("HOOKS_ROOT", self.root())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+
     /// `hooks deploy --bundle PATH --quiet` plus extra arguments.
     pub fn deploy(&self, bundle: &Path, extra: &[&str]) -> Run {
         let bundle = bundle.to_str().unwrap();
