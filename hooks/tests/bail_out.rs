@@ -183,3 +183,66 @@ fn a_second_signal_during_the_restore_is_acknowledged_and_the_restore_finishes()
         env.trace_events()
     );
 }
+
+#[test]
+fn a_release_whose_health_fails_inside_the_bake_window_is_rolled_back() {
+    let env = Env::new();
+    env.deploy(&env.bundle("v1").traced(&EVENTS, "v1").build(), &[])
+        .expect(0);
+    let v1 = env.current().unwrap();
+    // v2 is healthy at first and breaks 3 s after it started, as a leaking service would.
+    let stamp = env.path("v2-started");
+    let v2_bundle = env
+        .bundle("v2")
+        .traced(&EVENTS, "v2")
+        .script(
+            "ApplicationStart",
+            "stamp.sh",
+            &format!("date +%s > '{}'", stamp.display()),
+        )
+        .script(
+            "ValidateService",
+            "health.sh",
+            &format!(
+                "[ $(( $(date +%s) - $(cat '{}') )) -lt 3 ]",
+                stamp.display()
+            ),
+        )
+        .deploy_section("  bake: 20s\n  bake_interval: 0.5\n")
+        .build();
+    let run = env.deploy(&v2_bundle, &[]);
+    run.expect(1);
+    assert!(
+        run.stderr().contains("in the bake window"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr()
+            .contains(&format!("the previous release {v1} is serving again")),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(env.current().as_deref(), Some(v1.as_str()));
+    let last = env.history().last().unwrap().clone();
+    assert_eq!(last["result"], "failed", "{last}");
+    assert_eq!(last["failed_event"], "ValidateService", "{last}");
+    let status = env.hooks(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(status["current"], v1.as_str());
+
+    // A release that stays healthy becomes current and the last good one after the window.
+    let v3_bundle = env
+        .bundle("v3")
+        .traced(&EVENTS, "v3")
+        .deploy_section("  bake: 1.5\n  bake_interval: 0.5\n")
+        .build();
+    env.deploy(&v3_bundle, &[]).expect(0);
+    let v3 = env.current().unwrap();
+    assert!(
+        env.log(&v3).contains("bake window passed"),
+        "{}",
+        env.log(&v3)
+    );
+    assert_eq!(env.history().last().unwrap()["result"], "success");
+}

@@ -30,6 +30,8 @@ const SECTIONS: &[(&str, Reader)] = &[
     ("migrate", migrate),
     ("services", services),
     ("compose", compose),
+    ("bake", bake),
+    ("bake_interval", bake_interval),
 ];
 
 /// Reads `deploy:`; absent or empty means the defaults.
@@ -39,7 +41,7 @@ pub(crate) fn deploy(d: &mut Diag, node: &Node) -> DeployConfig {
         return config;
     }
     let Some(entries) = node.as_map() else {
-        d.error(node.pos, "deploy", format!("got {}; expected a mapping (keep_releases, shared, traffic, migrate, services, compose); write `deploy:` then indented keys", node.describe()));
+        d.error(node.pos, "deploy", format!("got {}; expected a mapping (keep_releases, shared, traffic, migrate, services, compose, bake, bake_interval); write `deploy:` then indented keys", node.describe()));
         return config;
     };
     let names: Vec<&str> = SECTIONS.iter().map(|(name, _)| *name).collect();
@@ -62,6 +64,16 @@ fn keep_releases(d: &mut Diag, node: &Node, path: &str, config: &mut DeployConfi
     match node.resolve() {
         Some(Resolved::Int(n)) if n >= 1 => config.keep_releases = n as usize,
         _ => d.error(node.pos, path, format!("got {}; expected a whole number of releases, at least 1 (default 5); write e.g. `keep_releases: 5`", node.describe())),
+    }
+}
+
+fn bake(d: &mut Diag, node: &Node, path: &str, config: &mut DeployConfig) {
+    config.bake = duration(d, node, path);
+}
+
+fn bake_interval(d: &mut Diag, node: &Node, path: &str, config: &mut DeployConfig) {
+    if let Some(interval) = duration(d, node, path) {
+        config.bake_interval = interval;
     }
 }
 

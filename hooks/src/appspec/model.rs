@@ -320,6 +320,11 @@ pub struct DeployConfig {
     pub services: Vec<ServiceConfig>,
     /// Compose services in ApplicationStart.
     pub compose: Option<ComposeConfig>,
+    /// After ValidateService, keep running its checks for this long (`deploy.bake`); a failure
+    /// inside the window restores the previous release. `None`: no bake window.
+    pub bake: Option<Duration>,
+    /// How often the bake window checks (`deploy.bake_interval`, default 5 s).
+    pub bake_interval: Duration,
 }
 
 impl Default for DeployConfig {
@@ -331,6 +336,8 @@ impl Default for DeployConfig {
             migrate: None,
             services: Vec::new(),
             compose: None,
+            bake: None,
+            bake_interval: Duration::from_secs(5),
         }
     }
 }

@@ -585,6 +585,8 @@ impl Run<'_> {
                 "BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic skipped: no traffic switch configured (deploy.traffic)",
             );
         }
+        // With traffic back on the new release, so the window watches it serving.
+        activation.bake(new).map_err(|f| (f, true))?;
         Ok(())
     }
 

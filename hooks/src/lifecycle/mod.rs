@@ -7,6 +7,7 @@
 
 pub mod activate;
 pub mod agent_log;
+pub mod bake;
 pub mod builtins;
 pub mod deploy;
 pub mod events;

@@ -101,7 +101,9 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     let replaced = current
         .as_deref()
         .and_then(|c| load_release(&layout, c).ok());
-    let result = activation.restore(&target, replaced.as_ref());
+    let result = activation
+        .restore(&target, replaced.as_ref())
+        .and_then(|()| activation.bake(&target));
     let (outcome, result_kind, error) = match result {
         Ok(()) => {
             if let Some(replaced) = &current {
