@@ -44,6 +44,7 @@ enum Command {
     ///
     /// Example: hooks deploy --bundle ./build/app.tgz --root /srv/app --group production
     /// Example: hooks deploy --bundle s3://builds/app/<sha256>.tar.gz --trusted-key ci.pub
+    /// Example: hooks deploy --bundle ./build/app.tgz --root /srv/app --dry-run
     Deploy(DeployArgs),
     /// Pack a bundle directory reproducibly and upload it to S3 (for CI).
     ///
@@ -349,6 +350,11 @@ struct DeployArgs {
     /// Only write the log file; do not stream it to the terminal.
     #[arg(long)]
     quiet: bool,
+    /// Check everything a deployment checks before changing anything (fetch, digest, appspec,
+    /// scripts, users, shared paths, migrations) and print the plan; change nothing. Exit 0
+    /// it would deploy, 3 it would be refused or the bundle could not be fetched.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
@@ -379,9 +385,9 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    if matches!(cli.command, Command::Deploy(_) | Command::Rollback { .. })
-        && let Err(e) = hooks::lifecycle::interrupt::enable()
-    {
+    let changes_a_root = matches!(&cli.command, Command::Deploy(args) if !args.dry_run)
+        || matches!(cli.command, Command::Rollback { .. });
+    if changes_a_root && let Err(e) = hooks::lifecycle::interrupt::enable() {
         eprintln!("hooks: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
@@ -461,6 +467,17 @@ fn run_deploy(root: &std::path::Path, args: DeployArgs) -> i32 {
         },
         echo: !args.quiet,
     };
+    if args.dry_run {
+        return match hooks::lifecycle::dry_run::dry_run(source.as_ref(), &options) {
+            Ok(plan) => {
+                for line in plan {
+                    println!("{line}");
+                }
+                0
+            }
+            Err(outcome) => report::outcome(root, &outcome),
+        };
+    }
     let outcome = deploy::deploy(source.as_ref(), &options);
     report::outcome(root, &outcome)
 }

@@ -85,3 +85,57 @@ fn logs_follow_prints_a_running_deployment_until_it_finishes_and_lock_names_its_
     assert!(text.contains("after-the-gate"), "{text}");
     assert!(text.contains("finished: success (exit 0)"), "{text}");
 }
+
+#[test]
+fn deploy_dry_run_prints_the_plan_and_changes_nothing() {
+    let env = Env::new();
+    env.deploy(&env.bundle("v1").traced(&EVENTS, "v1").build(), &[])
+        .expect(0);
+    let v1 = env.current().unwrap();
+    let history = env.history();
+    let releases = env.releases();
+    env.clear_trace();
+    let v2 = env
+        .bundle("v2")
+        .traced(&EVENTS, "v2")
+        .deploy_section("  bake: 30s\n")
+        .build();
+    let run = env.hooks(&["deploy", "--dry-run", "--bundle", v2.to_str().unwrap()]);
+    run.expect(0);
+    let plan = run.stdout();
+    let position = |text: &str| {
+        plan.find(text)
+            .unwrap_or_else(|| panic!("{text:?} missing from the plan:\n{plan}"))
+    };
+    let order = [
+        format!("ApplicationStop: release {v1} (the last successful one)"),
+        "  script: scripts/applicationstop.sh".to_owned(),
+        "BeforeInstall: the new release".to_owned(),
+        "Install: the new release".to_owned(),
+        "AfterInstall: the new release".to_owned(),
+        "switch: `current` -> the new release".to_owned(),
+        "ApplicationStart: the new release".to_owned(),
+        "ValidateService: the new release".to_owned(),
+        "  script: scripts/validateservice.sh".to_owned(),
+        "bake window: ValidateService every 5.0 s for 30.0 s".to_owned(),
+        "nothing was changed (--dry-run)".to_owned(),
+    ];
+    let positions: Vec<usize> = order.iter().map(|t| position(t)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order:\n{plan}"
+    );
+    assert!(env.trace_lines().is_empty(), "a script ran");
+    assert_eq!(env.current(), Some(v1));
+    assert_eq!(env.history(), history);
+    assert_eq!(env.releases(), releases);
+
+    let broken = env
+        .bundle("v3")
+        .hook_entry("ApplicationStart", "scripts/missing.sh")
+        .build();
+    let run = env.hooks(&["deploy", "--dry-run", "--bundle", broken.to_str().unwrap()]);
+    run.expect(3);
+    assert!(run.stderr().contains("ScriptMissing"), "{}", run.stderr());
+    assert_eq!(env.history(), history);
+}

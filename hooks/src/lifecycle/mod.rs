@@ -10,6 +10,7 @@ pub mod agent_log;
 pub mod bake;
 pub mod builtins;
 pub mod deploy;
+pub mod dry_run;
 pub mod events;
 pub mod install;
 pub mod interrupt;
