@@ -246,3 +246,127 @@ fn a_release_whose_health_fails_inside_the_bake_window_is_rolled_back() {
     );
     assert_eq!(env.history().last().unwrap()["result"], "success");
 }
+
+#[test]
+fn sigint_during_a_rollback_restores_the_serving_release_without_marking_the_target_bad() {
+    let env = Env::new();
+    let started = env.path("started");
+    let armed = env.path("armed");
+    let gate = format!(
+        "if [ -e '{}' ]; then\n{}\nfi",
+        armed.display(),
+        block_until(&started, &env.path("never"))
+    );
+    let v1_bundle = env
+        .bundle("v1")
+        .traced(&EVENTS, "v1")
+        .script("ValidateService", "gate.sh", &gate)
+        .build();
+    env.deploy(&v1_bundle, &[]).expect(0);
+    let v1 = env.current().unwrap();
+    env.deploy(&env.bundle("v2").traced(&EVENTS, "v2").build(), &[])
+        .expect(0);
+    let v2 = env.current().unwrap();
+    std::fs::write(&armed, "").unwrap();
+    let child = std::process::Command::new(common::hooks_bin())
+        .args(["rollback", "--to", &v1])
+        .env("HOOKS_ROOT", env.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "v1's ValidateService", || {
+        started.exists()
+    });
+    std::fs::remove_file(&armed).unwrap();
+    // SAFETY: kill(2) on the pid of a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(env.current().as_deref(), Some(v2.as_str()));
+    let history = env.history();
+    let target = history.iter().find(|d| d["id"] == v1.as_str()).unwrap();
+    assert_eq!(
+        target["bad"], false,
+        "an interrupted rollback marked {v1} bad"
+    );
+    assert_eq!(history.last().unwrap()["result"], "interrupted");
+}
+
+#[test]
+fn a_signal_while_waiting_for_the_lock_ends_hooks_before_anything_changes() {
+    let env = Env::new();
+    let started = env.path("started");
+    let gate = env.path("gate");
+    let holder_bundle = env
+        .bundle("v1")
+        .script("AfterInstall", "block.sh", &block_until(&started, &gate))
+        .build();
+    let mut holder = env.spawn_deploy(&holder_bundle, Stdio::null());
+    wait_until(Duration::from_secs(30), "the lock holder's script", || {
+        started.exists()
+    });
+    let waiting_bundle = env.bundle("v2").traced(&EVENTS, "v2").build();
+    let waiter = std::process::Command::new(common::hooks_bin())
+        .args(["deploy", "--quiet", "--wait", "600", "--bundle"])
+        .arg(&waiting_bundle)
+        .env("HOOKS_ROOT", env.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The waiter blocks on the lock; its SIGTERM must end it now, not in 600 s. It is sent
+    // once the waiter catches SIGTERM (SigCgt in /proc), i.e. once hooks handles it.
+    wait_until(
+        Duration::from_secs(30),
+        "the waiter to handle SIGTERM",
+        || {
+            std::fs::read_to_string(format!("/proc/{}/status", waiter.id()))
+                .ok()
+                .and_then(|status| {
+                    let mask = status.lines().find(|l| l.starts_with("SigCgt:"))?;
+                    u64::from_str_radix(mask.split_whitespace().nth(1)?, 16).ok()
+                })
+                .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+        },
+    );
+    // SAFETY: kill(2) on the pid of a child this test started.
+    unsafe { libc::kill(waiter.id() as i32, libc::SIGTERM) };
+    let output = waiter.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    std::fs::write(&gate, "").unwrap();
+    assert!(holder.wait().unwrap().success());
+    assert_eq!(env.history().len(), 1, "the waiter left a record");
+    assert!(env.trace_lines().is_empty());
+}
+
+#[test]
+fn a_failure_when_the_serving_release_cannot_be_read_says_not_restored_and_removes_nothing() {
+    let env = Env::new();
+    env.deploy(&env.bundle("v1").traced(&EVENTS, "v1").build(), &[])
+        .expect(0);
+    let v1 = env.current().unwrap();
+    // Written for a more lenient hooks: this one cannot read it any more.
+    let appspec = env.root().join("releases").join(&v1).join("appspec.yml");
+    std::fs::write(
+        &appspec,
+        "version: 0.0\nos: linux\npermissions:\n  - object: /etc\n",
+    )
+    .unwrap();
+    let v2 = env
+        .bundle("v2")
+        .script("ValidateService", "fail.sh", "exit 1")
+        .build();
+    let run = env.deploy(&v2, &[]);
+    run.expect(2);
+    assert!(
+        run.stderr().contains("was NOT restored"),
+        "{}",
+        run.stderr()
+    );
+    assert!(env.current().is_some(), "`current` was removed");
+    assert!(env.root().join("releases").join(&v1).is_dir());
+}

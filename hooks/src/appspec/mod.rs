@@ -12,6 +12,7 @@ mod validate;
 mod tests;
 
 pub use model::*;
+pub(crate) use validate::lexically_clean;
 
 use std::path::{Path, PathBuf};
 

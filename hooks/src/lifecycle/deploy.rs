@@ -133,6 +133,7 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
         Ok(begun) => begun,
         Err(outcome) => return outcome,
     };
+    super::interrupt::arm();
     let log = match DeploymentLog::open(&layout.log_file(&id), options.echo) {
         Ok(log) => log,
         Err(e) => {
@@ -508,6 +509,16 @@ impl Run<'_> {
         }
     }
 
+    /// Whether a last successful release is on disk although [`Self::previous_release`] found
+    /// none: its appspec could not be read.
+    fn previous_unreadable(&self) -> bool {
+        self.history
+            .last_successful(&self.layout.releases_dir())
+            .ok()
+            .flatten()
+            .is_some_and(|id| self.layout.release_dir(&id).is_dir())
+    }
+
     /// The release of the last fully successful deployment, with its appspec.
     fn previous_release(&self) -> Option<Release> {
         let id = self
@@ -646,6 +657,13 @@ impl Run<'_> {
                     },
                 }
             }
+            // Something served before, but its appspec cannot be read (e.g. written for an
+            // older, more lenient hooks): it cannot be restored, and nothing is removed.
+            None if self.previous_unreadable() => Outcome::NotRestored {
+                id,
+                failure: text,
+                restore: "the release that served before has an appspec hooks cannot read (see the log), so it was not restored".to_owned(),
+            },
             None => {
                 // A first deployment: nothing served before, so nothing should serve now.
                 if started {

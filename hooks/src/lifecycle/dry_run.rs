@@ -16,6 +16,7 @@ use super::preflight;
 pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec<String>, Outcome> {
     let invalid = |error: String| Outcome::Invalid { id: None, error };
     let layout = Layout::new(&options.root);
+    crate::release::layout::check_root(layout.root()).map_err(|e| invalid(e.to_string()))?;
     let temp = tempfile::Builder::new()
         .prefix("hooks-dry-run-")
         .tempdir()
@@ -37,6 +38,7 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
         )
     })?;
     preflight::check(&loaded.spec, bundle_dir, &layout.shared_dir()).map_err(invalid)?;
+    crate::runtime::services::check_managers(&loaded.spec.deploy.services).map_err(invalid)?;
     let spec = loaded.spec;
     let mut lines = vec![format!(
         "DownloadBundle: {} ({} files, {} bytes{}): valid",

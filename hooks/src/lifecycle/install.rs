@@ -190,7 +190,11 @@ pub fn install_files(
     }
     // Like the agent: permissions change only what this deployment installed, never other
     // files that happen to lie under the object.
-    let installed = read_manifest(&journal.path);
+    // Compared as the appspec check compares them: `.` and `..` resolved.
+    let installed: Vec<PathBuf> = read_manifest(&journal.path)
+        .iter()
+        .map(|p| crate::appspec::lexically_clean(p))
+        .collect();
     let ours: std::collections::HashSet<&Path> = installed.iter().map(PathBuf::as_path).collect();
     for permission in &spec.permissions {
         apply_permission(permission, &ours)?;
@@ -298,7 +302,7 @@ fn apply_permission(
     permission: &Permission,
     installed: &std::collections::HashSet<&Path>,
 ) -> Result<(), InstallError> {
-    let object = &permission.object;
+    let object = &crate::appspec::lexically_clean(&permission.object);
     let metadata = std::fs::metadata(object).map_err(|_| {
         InstallError::Permission(format!(
             "object {} does not exist after the files were installed; fix `permissions[].object`",

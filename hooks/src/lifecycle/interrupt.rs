@@ -8,11 +8,13 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// Handlers installed, no lock taken yet: nothing has changed, so a signal just ends `hooks`.
+const UNARMED: u8 = 3;
 const IDLE: u8 = 0;
 const REQUESTED: u8 = 1;
 const RESTORING: u8 = 2;
 
-static STATE: AtomicU8 = AtomicU8::new(IDLE);
+static STATE: AtomicU8 = AtomicU8::new(UNARMED);
 
 /// Installs the SIGINT/SIGTERM handlers; from then on those signals no longer end the process
 /// but ask the running deployment to stop.
@@ -24,6 +26,11 @@ pub fn enable() -> std::io::Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+                if STATE.load(Ordering::SeqCst) == UNARMED {
+                    // Still waiting for the lock (`--wait`): nothing was changed yet.
+                    eprintln!("hooks: {name} received before the deployment began; nothing was changed");
+                    std::process::exit(1);
+                }
                 match STATE.compare_exchange(IDLE, REQUESTED, Ordering::SeqCst, Ordering::SeqCst) {
                     Ok(_) => eprintln!(
                         "hooks: {name} received: stopping the running step; the previous release will be restored"
@@ -35,6 +42,12 @@ pub fn enable() -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// Called once the deployment holds the lock: from now on a signal stops it through its
+/// bail-out instead of ending the process. Without [`enable`] nothing listens to the state.
+pub fn arm() {
+    let _ = STATE.compare_exchange(UNARMED, IDLE, Ordering::SeqCst, Ordering::SeqCst);
 }
 
 /// Whether a signal asked the deployment to stop and the bail-out has not begun yet. Scripts

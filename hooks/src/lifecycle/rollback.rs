@@ -34,6 +34,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
         Ok(begun) => begun,
         Err(outcome) => return outcome,
     };
+    super::interrupt::arm();
     let started = super::recovery::started_release(&layout, &lock);
     let history = History::new(layout.history_file());
     let current = layout.current_release();
@@ -131,12 +132,16 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                 &format!("rollback to {} FAILED: {text}", target.id),
             );
             // The same rule as a failing deployment: the release that served before serves
-            // again, and the target that failed is never chosen again.
-            let _ = history.append(&Record::MarkedBad {
-                id: target.id.clone(),
-                at: history::now(),
-                reason: format!("rollback {id} to it failed: {text}"),
-            });
+            // again, and the target that failed is never chosen again. A signal to hooks says
+            // nothing about the target, so it is not marked.
+            let interrupted = failure.code == super::script::INTERRUPTED;
+            if !interrupted {
+                let _ = history.append(&Record::MarkedBad {
+                    id: target.id.clone(),
+                    at: history::now(),
+                    reason: format!("rollback {id} to it failed: {text}"),
+                });
+            }
             let back = match &replaced {
                 Some(replaced) => {
                     log.line(
@@ -148,6 +153,12 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                         .map(|()| Some(replaced.id.clone()))
                         .map_err(|e| format!("{}: {e}", e.code))
                 }
+                // A release served but its appspec cannot be read: it cannot be restored, and
+                // `current` is not taken from it.
+                None if current.is_some() => Err(format!(
+                    "the release {} that served before has an appspec hooks cannot read, so it cannot be restored",
+                    current.as_deref().unwrap_or_default()
+                )),
                 None => {
                     activation.stop_best_effort(&target);
                     crate::release::switch::clear_current(&layout)
@@ -172,7 +183,11 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                             failure: format!("rollback to {}: {text}", target.id),
                             restored,
                         },
-                        history::Result::Failed,
+                        if interrupted {
+                            history::Result::Interrupted
+                        } else {
+                            history::Result::Failed
+                        },
                         Some(text),
                     )
                 }

@@ -162,10 +162,23 @@ pub fn check_id(id: &str) -> Result<(), RootError> {
 /// (the nearest existing ancestor is asked, as the root may not exist yet). `root` is absolute
 /// (the CLI makes it so).
 pub fn check_root(root: &Path) -> Result<(), RootError> {
-    if root.parent().is_none() {
+    let existing = root.ancestors().find(|a| a.exists()).unwrap_or(root);
+    // `/..`, `/tmp/..` or a link to `/` name the system's root too.
+    let resolved = existing
+        .canonicalize()
+        .map(|c| c.join(root.strip_prefix(existing).unwrap_or(Path::new(""))))
+        .unwrap_or_else(|_| root.to_owned());
+    let mut depth = 0usize;
+    for part in resolved.components() {
+        match part {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::ParentDir => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if depth == 0 {
         return Err(RootError::SystemRoot);
     }
-    let existing = root.ancestors().find(|a| a.exists()).unwrap_or(root);
     if read_only(existing) {
         return Err(RootError::ReadOnly(root.to_owned()));
     }
@@ -201,9 +214,11 @@ mod tests {
 
     #[test]
     fn the_system_root_is_refused() {
-        assert!(matches!(
-            check_root(Path::new("/")),
-            Err(RootError::SystemRoot)
-        ));
+        for root in ["/", "/..", "/tmp/..", "/nonexistent/../"] {
+            assert!(
+                matches!(check_root(Path::new(root)), Err(RootError::SystemRoot)),
+                "{root} accepted"
+            );
+        }
     }
 }

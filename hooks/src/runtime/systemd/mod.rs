@@ -52,6 +52,9 @@ impl Systemctl {
             sudo.args(["-n", program]);
             sudo
         };
+        // Its own process group: a terminal's Ctrl-C goes to the whole foreground group, and
+        // must not kill a restart that a restore depends on (hooks handles the signal itself).
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         if self.user {
             command.arg("--user");
             // Outside a login session (`sudo -u`, cron) XDG_RUNTIME_DIR is unset and
