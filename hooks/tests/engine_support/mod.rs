@@ -174,9 +174,14 @@ impl Drop for TestProject {
             .into_iter()
             .map(|image| image.id)
             .collect();
+        // Newest first, so children go before their parents. `noprune`: an unlabelled parent
+        // layer (the `COPY helper` step every test image shares) must survive, or another
+        // test building in parallel loses the cached layer it is building on ("failed to get
+        // digest"); every labelled layer is in `ids` and removed here.
         for image in self.images.iter().chain(&ids) {
             let options = bollard::query_parameters::RemoveImageOptionsBuilder::new()
                 .force(true)
+                .noprune(true)
                 .build();
             let _ = self
                 .engine
