@@ -57,12 +57,10 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
         .last_successful(&layout.releases_dir())
         .ok()
         .flatten();
-    let previous_spec = previous.as_ref().and_then(|id| {
-        let dir = layout.release_dir(id);
-        appspec::find_in(&dir)
-            .and_then(|p| appspec::load(&p).ok())
-            .map(|l| l.spec)
-    });
+    let previous_spec = previous
+        .as_ref()
+        .and_then(|id| super::activate::load_release(&layout, id).ok())
+        .map(|release| release.spec);
     let traffic_before = previous_spec.as_ref().is_some_and(|s| s.deploy.traffic);
     let migrations = pending_migrations(&spec, &layout, bundle_dir).map_err(invalid)?;
     for event in LifecycleEvent::ALL {
