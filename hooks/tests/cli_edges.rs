@@ -123,6 +123,29 @@ fn the_system_root_and_a_root_inside_the_bundle_are_refused_before_anything_is_w
         run.stderr()
     );
     assert!(!inside.exists(), "the root was created inside the bundle");
+
+    // A `..` after a directory that does not exist yet must not hide that the root lands in
+    // the bundle once that directory is created.
+    let parent = bundle.parent().unwrap();
+    let detour = parent
+        .join("not-yet")
+        .join("..")
+        .join(bundle.file_name().unwrap())
+        .join("deploy-root");
+    let run = env.hooks(&[
+        "deploy",
+        "--root",
+        detour.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    run.expect(3);
+    assert!(
+        run.stderr().contains("is inside the bundle directory"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!inside.exists(), "the root was created inside the bundle");
     assert!(env.trace_lines().is_empty());
 }
 

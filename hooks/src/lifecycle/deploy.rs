@@ -197,9 +197,10 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
 /// inside that copy, until the path is too long.
 fn root_inside_bundle(root: &std::path::Path, source: &dyn BundleSource) -> Option<String> {
     let bundle = source.local_dir()?.canonicalize().ok()?;
-    let root = root
-        .ancestors()
-        .find_map(|a| Some(a.canonicalize().ok()?.join(root.strip_prefix(a).ok()?)))?;
+    let root = root.ancestors().find_map(|existing| {
+        let missing = root.strip_prefix(existing).ok()?;
+        Some(resolve_missing(existing.canonicalize().ok()?, missing))
+    })?;
     root.starts_with(&bundle).then(|| {
         format!(
             "the root {} is inside the bundle directory {}: the bundle would be copied into itself; choose a --root outside the bundle",
@@ -207,6 +208,22 @@ fn root_inside_bundle(root: &std::path::Path, source: &dyn BundleSource) -> Opti
             bundle.display()
         )
     })
+}
+
+/// Appends the not-yet-existing part of a path to its canonical existing ancestor. Its `..`
+/// can be resolved by name: each directory it steps out of will be created as a plain
+/// directory, so no symlink can send it elsewhere.
+fn resolve_missing(mut base: std::path::PathBuf, missing: &std::path::Path) -> std::path::PathBuf {
+    for part in missing.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                base.pop();
+            }
+            std::path::Component::Normal(name) => base.push(name),
+            _ => {}
+        }
+    }
+    base
 }
 
 /// Why DownloadBundle stopped: bad input (exit 3), or a source that could not be reached
