@@ -360,6 +360,18 @@ fn rollback_by_hand_reactivates_the_previous_release_and_marks_the_replaced_one_
     assert!(run.stderr().contains("kept releases"), "{}", run.stderr());
     env.hooks(&["rollback", "--to", &v2]).expect(0);
     assert_eq!(env.current().as_deref(), Some(v2.as_str()));
+
+    // Restored on purpose and healthy again, v2 is good: the next deployment stops v2 (the
+    // release serving), not v1, and a plain rollback may come back to it.
+    let history = env.history();
+    let restored = history.iter().find(|d| d["id"] == v2.as_str()).unwrap();
+    assert_eq!(restored["bad"], false, "{history:?}");
+    env.clear_trace();
+    env.deploy(&env.bundle("v3").traced(&EVENTS, "v3").build(), &[])
+        .expect(0);
+    assert_eq!(env.trace_events()[0], "ApplicationStop v2");
+    env.hooks(&["rollback"]).expect(0);
+    assert_eq!(env.current().as_deref(), Some(v2.as_str()));
 }
 
 #[test]

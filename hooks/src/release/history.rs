@@ -228,6 +228,12 @@ impl History {
                         deployment.failed_script = failed_script;
                         deployment.error = error;
                         deployment.restored = restored;
+                        // Restoring a bad release on purpose (`rollback --to`) and seeing it
+                        // pass its checks makes it good again: the mark was about the past.
+                        if result == Result::Success {
+                            let release = deployment.release().to_owned();
+                            bad.retain(|b| *b != release);
+                        }
                     }
                 }
                 Record::MarkedBad { id, .. } => bad.push(id),
