@@ -422,3 +422,43 @@ fn backups_are_copied_to_s3_before_migrating_when_backup_upload_is_set() {
         run.stderr()
     );
 }
+
+#[test]
+fn a_migrator_that_quotes_the_database_url_in_its_error_does_not_leak_it() {
+    let env = Env::new();
+    env.deploy(
+        &env.bundle("v1").traced(&["ApplicationStart"], "v1").build(),
+        &[],
+    )
+    .expect(0);
+    let password = "pw-never-printed-4711";
+    let url_file = secret_file(&env, &format!("postgres://app:{password}@127.0.0.1:1/app"));
+    let v2 = env
+        .bundle("v2")
+        .deploy_section(&format!(
+            "  migrate:\n    migrator: bin/migrator\n    database_url_file: {}\n",
+            url_file.display()
+        ))
+        .build();
+    // A migrator of the user's own that repeats what it was given, as connection errors do.
+    let wrapper = v2.join("bin/migrator");
+    std::fs::create_dir_all(wrapper.parent().unwrap()).unwrap();
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\necho \"cannot connect to $(cat \"$2\")\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    for flags in [&["--dry-run"][..], &[]] {
+        let run = env.deploy(&v2, flags);
+        let output = format!("{}{}", run.stdout(), run.stderr());
+        assert!(
+            output.contains("cannot connect to"),
+            "the migrator's error is shown: {output}"
+        );
+        assert!(!output.contains(password), "{flags:?}: {output}");
+        let log = env.log(&env.last_id());
+        assert!(!log.contains(password), "{flags:?}: {log}");
+    }
+}

@@ -71,7 +71,7 @@ impl MigrateContext<'_> {
             return Err(format!(
                 "`migrator info` failed ({}): {}",
                 output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
+                self.without_url(String::from_utf8_lossy(&output.stderr).trim())
             ));
         }
         let report: serde_json::Value = serde_json::from_slice(&output.stdout)
@@ -107,6 +107,25 @@ impl MigrateContext<'_> {
                 "`migrator info --json` gave an unknown status {other:?}"
             )),
         }
+    }
+
+    /// `text` without the database URL or its password. `pending` runs before any log knows
+    /// them as secrets (the dry run and the pre-flight check have no log that redacts), and a
+    /// migrator that cannot connect may quote the URL it was given.
+    fn without_url(&self, text: &str) -> String {
+        let Ok((url, raw)) = DatabaseUrl::read(&self.url_file(), self.workdir) else {
+            return text.to_owned();
+        };
+        let mut text = text.replace(&raw, "[REDACTED]");
+        if let DatabaseUrl::Postgres {
+            password: Some(password),
+            ..
+        } = &url
+            && !password.is_empty()
+        {
+            text = text.replace(password.as_str(), "[REDACTED]");
+        }
+        text
     }
 
     /// Backup (when migrations are pending) then `migrator run`, all output into the log.
