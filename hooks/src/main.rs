@@ -106,6 +106,10 @@ enum Command {
         /// Really restore.
         #[arg(long)]
         yes: bool,
+        /// Wait this many seconds for a running deployment's lock (a restore takes it, so
+        /// no migration runs while the database is replaced).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
     },
     /// Start or stop a detached process from a hook script (tribist's server.sh).
     #[command(subcommand)]
@@ -424,7 +428,14 @@ fn main() -> ExitCode {
             backup,
             database_url_file,
             yes,
-        } => report::restore(&cli.root, &backup, database_url_file.as_deref(), yes),
+            wait,
+        } => report::restore(
+            &cli.root,
+            &backup,
+            database_url_file.as_deref(),
+            yes,
+            Duration::from_secs(wait),
+        ),
         Command::Rollback { to, wait } => {
             let outcome = rollback::rollback(&RollbackOptions {
                 root: cli.root.clone(),

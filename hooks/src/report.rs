@@ -369,9 +369,15 @@ fn still_running(root: &Path, id: &str) -> bool {
     deployment.result.is_none() && Path::new(&format!("/proc/{}", deployment.pid)).exists()
 }
 
-/// `hooks restore BACKUP [--database-url-file F] [--yes]`: exit 0 restored, 1 failed, 2 not
-/// confirmed, 3 bad arguments.
-pub fn restore(root: &Path, backup: &Path, url_file: Option<&Path>, yes: bool) -> i32 {
+/// `hooks restore BACKUP [--database-url-file F] [--yes] [--wait S]`: exit 0 restored, 1
+/// failed, 2 not confirmed, 3 bad arguments, 4 a deployment holds the lock.
+pub fn restore(
+    root: &Path,
+    backup: &Path,
+    url_file: Option<&Path>,
+    yes: bool,
+    wait: std::time::Duration,
+) -> i32 {
     use hooks::db::url::DatabaseUrl;
     let layout = Layout::new(root);
     let backup = match hooks::db::find_backup(&layout.backups_dir(), backup) {
@@ -421,6 +427,23 @@ pub fn restore(root: &Path, backup: &Path, url_file: Option<&Path>, yes: bool) -
         );
         return 2;
     }
+    // The deployment lock keeps a migration from running into the database being replaced;
+    // taking it the way a deployment does also recovers from one that was killed.
+    let name = backup.file_name().unwrap_or_default().to_string_lossy();
+    let _lock = match hooks::lifecycle::recovery::begin(&layout, &format!("restore {name}"), wait) {
+        Ok((lock, notes)) => {
+            for note in notes {
+                eprintln!("hooks restore: {note}");
+            }
+            lock
+        }
+        Err(outcome) => {
+            if let Outcome::Locked { error } | Outcome::Invalid { error, .. } = &outcome {
+                eprintln!("hooks restore: {error}");
+            }
+            return outcome.exit_code();
+        }
+    };
     match hooks::db::backup::restore(&url, &backup) {
         Ok(()) => {
             println!("restored {} into the {url:?} database", backup.display());

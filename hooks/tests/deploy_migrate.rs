@@ -355,14 +355,31 @@ fn sqlite_backup_failure_stops_the_deployment_before_the_migration() {
         .join("backups")
         .join(format!("{}.sqlite", env.last_id()));
     assert!(backup.is_file());
-    env.hooks(&[
+    let restore = [
         "restore",
         backup.to_str().unwrap(),
         "--database-url-file",
         url_file.to_str().unwrap(),
         "--yes",
-    ])
-    .expect(0);
+    ];
+    // While something holds the deployment lock (a deployment that may be migrating), the
+    // database is not replaced.
+    let held = std::fs::File::open(env.root().join("lock")).unwrap();
+    held.lock().unwrap();
+    let run = env.hooks(&restore);
+    run.expect(4);
+    assert!(run.stderr().contains("lock"), "{}", run.stderr());
+    let applied = Command::new(migrator_bin())
+        .arg("--database-url-file")
+        .arg(&url_file)
+        .args(["info", "--json"])
+        .output()
+        .unwrap();
+    let applied: serde_json::Value = serde_json::from_slice(&applied.stdout).unwrap();
+    // Without the release's files the migrator sees 0002's row as "missing": still there.
+    assert_eq!(applied["counts"]["missing"], 1, "untouched: {applied}");
+    drop(held);
+    env.hooks(&restore).expect(0);
     let info = Command::new(migrator_bin())
         .arg("--database-url-file")
         .arg(&url_file)
@@ -371,7 +388,8 @@ fn sqlite_backup_failure_stops_the_deployment_before_the_migration() {
         .unwrap();
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(
-        info["counts"]["applied"], 1,
+        (&info["counts"]["applied"], &info["counts"]["missing"]),
+        (&serde_json::json!(1), &serde_json::json!(0)),
         "restored to before 0002: {info}"
     );
 }
