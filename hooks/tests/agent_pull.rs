@@ -257,6 +257,7 @@ fn sigterm_stops_an_idle_agent_at_once() {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert!(line.contains("watching"), "{line}");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let mut exited = None;
     wait_until(
@@ -278,6 +279,7 @@ fn sigterm_during_a_deployment_lets_it_finish_then_stops() {
     wait_until("the script to start", Duration::from_secs(60), || {
         root.path().join("started").exists()
     });
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     // Still deploying: the agent waits for the script, which waits for the gate.
     assert!(

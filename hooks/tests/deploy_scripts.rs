@@ -124,12 +124,14 @@ fn a_background_child_holding_the_output_pipes_does_not_hang_the_deployment() {
     assert!(log.contains("output pipes left open"), "{log}");
     assert!(log.contains(&format!("PID {pid}")), "{log}");
     assert!(log.contains("started the background job"));
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
 #[test]
 fn runas_runs_the_script_as_that_user() {
     assert_eq!(
+        // SAFETY: geteuid(2) takes no arguments and cannot fail.
         unsafe { libc::geteuid() },
         0,
         "this test needs root, as in CI"

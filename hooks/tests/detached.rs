@@ -138,7 +138,9 @@ fn signal_mask(pid: u32, field: &str) -> u64 {
 fn started_process_does_not_inherit_ignored_or_blocked_signals() {
     let (_dir, pidfile, _cleanup) = setup();
     // The Rust runtime ignores SIGPIPE; block SIGUSR1 in this thread as a careless caller might.
+    // SAFETY: an all-zero sigset_t is a valid value; sigemptyset below initialises it.
     let mut usr1: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: an all-zero sigset_t is a valid value; sigemptyset below initialises it.
     let mut previous: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: sigset manipulation and pthread_sigmask on this thread only.
     unsafe {

@@ -119,6 +119,7 @@ pub fn hooks_env(layout: &Layout) -> Vec<(String, String)> {
 pub fn current_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
+        // SAFETY: geteuid(2) takes no arguments, cannot fail and touches no memory of ours.
         .unwrap_or_else(|_| format!("uid {}", unsafe { libc::geteuid() }))
 }
 

@@ -362,13 +362,43 @@ fn owner_ids(
 fn group_id(name: &str) -> Result<libc::gid_t, InstallError> {
     let c_name = std::ffi::CString::new(name)
         .map_err(|_| InstallError::Permission(format!("group {name:?} is not a valid name")))?;
-    let entry = unsafe { libc::getgrnam(c_name.as_ptr()) };
-    if entry.is_null() {
-        return Err(InstallError::Permission(format!(
-            "group '{name}' does not exist on this server; create it or fix `permissions[].group`"
-        )));
+    // getgrnam_r, not getgrnam: the latter returns a static buffer that another thread's
+    // lookup may overwrite while we read it. A group with many members needs a larger buffer.
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    loop {
+        // SAFETY: an all-zero `group` is a valid value of this plain C struct (null pointers,
+        // zero ids); getgrnam_r only writes it.
+        let mut entry: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call: a NUL-terminated name, our `entry`,
+        // `buffer` with its true length, and `result`; the strings it fills in point into
+        // `buffer`, which we do not read.
+        let code = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut result,
+            )
+        };
+        if code == libc::ERANGE && buffer.len() < 1 << 24 {
+            buffer.resize(buffer.len() * 4, 0);
+            continue;
+        }
+        if code != 0 {
+            return Err(InstallError::Permission(format!(
+                "cannot look up group '{name}': {}",
+                std::io::Error::from_raw_os_error(code)
+            )));
+        }
+        if result.is_null() {
+            return Err(InstallError::Permission(format!(
+                "group '{name}' does not exist on this server; create it or fix `permissions[].group`"
+            )));
+        }
+        return Ok(entry.gr_gid);
     }
-    Ok(unsafe { (*entry).gr_gid })
 }
 
 fn apply_to(
@@ -517,4 +547,20 @@ pub fn read_manifest(path: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_looked_up_by_name_and_a_missing_one_is_named() {
+        assert_eq!(group_id("root").unwrap(), 0);
+        let error = group_id("no-such-group-hooks").unwrap_err().to_string();
+        assert!(
+            error.contains("'no-such-group-hooks' does not exist"),
+            "{error}"
+        );
+        assert!(group_id("nul\0inside").is_err());
+    }
 }

@@ -34,6 +34,7 @@ pub enum RunAsError {
 /// Whether running as `user` needs an id switch, and whether we can do it.
 pub fn check(user: &str) -> Result<Option<UserIds>, RunAsError> {
     let ids = lookup(user)?;
+    // SAFETY: geteuid(2) takes no arguments, cannot fail and touches no memory of ours.
     let euid = unsafe { libc::geteuid() };
     if ids.uid == euid {
         return Ok(None);
@@ -51,8 +52,13 @@ pub fn check(user: &str) -> Result<Option<UserIds>, RunAsError> {
 pub fn lookup(user: &str) -> Result<UserIds, RunAsError> {
     let name = CString::new(user).map_err(|_| RunAsError::NoSuchUser(user.to_owned()))?;
     let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero `passwd` is a valid value of this plain C struct (null pointers,
+    // zero ids); getpwnam_r only writes it.
     let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: a NUL-terminated name, our `entry`,
+    // `buffer` with its true length, and `result`. The strings it fills in point into
+    // `buffer`, which lives until the end of this function, past every read of them.
     let code = unsafe {
         libc::getpwnam_r(
             name.as_ptr(),
@@ -75,6 +81,8 @@ pub fn lookup(user: &str) -> Result<UserIds, RunAsError> {
         if ptr.is_null() {
             String::new()
         } else {
+            // SAFETY: a non-null string of `entry`, NUL-terminated by getpwnam_r inside
+            // `buffer`, which outlives this call.
             unsafe { CStr::from_ptr(ptr) }
                 .to_string_lossy()
                 .into_owned()
@@ -82,6 +90,8 @@ pub fn lookup(user: &str) -> Result<UserIds, RunAsError> {
     };
     let mut groups = vec![0 as libc::gid_t; 256];
     let mut count = groups.len() as libc::c_int;
+    // SAFETY: `groups` has room for `count` ids, which getgrouplist never exceeds (it
+    // returns -1 and the needed count instead); the name is NUL-terminated.
     let found =
         unsafe { libc::getgrouplist(name.as_ptr(), entry.pw_gid, groups.as_mut_ptr(), &mut count) };
     groups.truncate(if found < 0 { 1 } else { count as usize });
@@ -101,6 +111,8 @@ pub fn lookup(user: &str) -> Result<UserIds, RunAsError> {
 /// Switches the calling (forked, not yet exec'ed) process to `ids`. Only async-signal-safe
 /// system calls are made here.
 pub fn switch_in_child(ids: &UserIds) -> io::Result<()> {
+    // SAFETY: setgroups reads `ids.groups.len()` ids from a live slice; setgid and setuid take
+    // plain ids. All three are async-signal-safe, as the forked child requires.
     unsafe {
         if libc::setgroups(ids.groups.len(), ids.groups.as_ptr()) != 0
             || libc::setgid(ids.gid) != 0

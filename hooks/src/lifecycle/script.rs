@@ -321,6 +321,7 @@ fn stop_group(
         scope,
         &format!("{why}: sending SIGTERM to process group {pgid}"),
     );
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe { libc::kill(-pgid, libc::SIGTERM) };
     let deadline = Instant::now() + context.grace.kill;
     let leader_exited = status.recv_timeout(context.grace.kill).is_ok();
@@ -337,6 +338,7 @@ fn stop_group(
                 context.grace.kill.as_secs()
             ),
         );
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
         if !leader_exited {
             let _ = status.recv();
@@ -347,11 +349,15 @@ fn stop_group(
 }
 
 fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the group exists.
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
 fn inode_of(fd: &impl std::os::fd::AsRawFd) -> u64 {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct; fstat(2) writes
+    // into our live `stat` and reads only the descriptor number.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } == 0 {
         stat.st_ino
     } else {

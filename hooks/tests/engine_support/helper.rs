@@ -13,6 +13,7 @@ unsafe extern "C" {
 
 extern "C" fn on_term(_: i32) {
     // As PID 1 a process gets no default SIGTERM action: exit at once so `stop` is quick.
+    // SAFETY: _exit(2) is async-signal-safe, so it may be called from this handler.
     unsafe { _exit(0) }
 }
 
@@ -20,6 +21,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("serve") => {
+            // SAFETY: signal(2) installs `on_term`, an extern "C" fn that only calls _exit.
             unsafe { signal(15, on_term as *const () as usize) };
             println!("helper serving");
             if let Some(file) = args.get(2) {
@@ -32,6 +34,7 @@ fn main() {
         }
         Some("args") => {
             // Each argument in brackets, so a test sees how the command line was split.
+            // SAFETY: signal(2) installs `on_term`, an extern "C" fn that only calls _exit.
             unsafe { signal(15, on_term as *const () as usize) };
             let shown: Vec<String> = args[2..].iter().map(|a| format!("[{a}]")).collect();
             println!("args: {}", shown.join(" "));
@@ -41,6 +44,7 @@ fn main() {
         }
         Some("http") => {
             // A stand-in web server: answers every connection on :8080 with its version line.
+            // SAFETY: signal(2) installs `on_term`, an extern "C" fn that only calls _exit.
             unsafe { signal(15, on_term as *const () as usize) };
             let version = args.get(2).cloned().unwrap_or_default();
             let listener = std::net::TcpListener::bind("0.0.0.0:8080").expect("bind :8080");

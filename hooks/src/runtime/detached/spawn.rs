@@ -286,6 +286,9 @@ fn reap(pid: libc::pid_t) {
 }
 
 /// Writes one status record; a short write cannot happen for 8 bytes on a pipe.
+///
+/// # Safety
+/// Called in the forked child: `fd` must be the status pipe's write end, still open.
 unsafe fn report(fd: RawFd, tag: u8, step: u8, value: i32) {
     let v = value.to_le_bytes();
     let record = [tag, step, 0, 0, v[0], v[1], v[2], v[3]];
