@@ -4,6 +4,7 @@
 
 mod engine_support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -86,6 +87,16 @@ fn a_release_whose_service_never_becomes_healthy_is_rolled_back_with_exit_1() {
         healthcheck_of(&project, &first["api"]),
         ["CMD", "/helper", "ok"]
     );
+    // The specs of the last good `up` (environment included) are for the deploy user and
+    // its group, and hold secrets only as content hashes.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let state_dir = root.join("compose");
+    assert_eq!(mode(&state_dir), 0o750);
+    for entry in std::fs::read_dir(&state_dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o640, "{}", path.display());
+        assert!(!std::fs::read_to_string(&path).unwrap().contains(SECRET));
+    }
 
     let v2 = bundle(&project, "v2", "fail");
     let out = deploy(&root, &v2);

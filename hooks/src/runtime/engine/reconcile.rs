@@ -61,13 +61,25 @@ fn load_state(dir: &Path, project: &str) -> Vec<ServiceSpec> {
 /// Crash-safe: written beside, fsynced, renamed over.
 fn save_state(dir: &Path, project: &str, specs: &[ServiceSpec]) -> Result<(), EngineError> {
     let path = state_file(dir, project);
+    // The specs hold the services' environment, which is often sensitive even where the
+    // real secrets are files: readable by the deploy user and its group only, like the logs.
     let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)?;
         let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .open(&tmp)?;
         file.write_all(&serde_json::to_vec_pretty(specs).expect("specs serialise"))?;
         file.sync_all()?;
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
     };
     write().map_err(|e| EngineError::Engine(format!("saving {}: {e}", path.display())))
 }
