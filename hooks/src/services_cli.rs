@@ -313,6 +313,9 @@ pub struct PromoteArgs {
     /// e.g. `bin/prod`.
     #[arg(long)]
     appspec: Option<PathBuf>,
+    /// Wait this many seconds for a running deployment's lock.
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
 }
 
 /// `hooks swap --new server_new --current server`.
@@ -331,31 +334,39 @@ pub struct SwapArgs {
     /// <root>/current exists, else <root>/appspec.yml).
     #[arg(long)]
     appspec: Option<PathBuf>,
+    /// Wait this many seconds for a running deployment's lock.
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
 }
 
-/// Takes the deployment lock of `root`, so a promotion never runs beside a deployment.
-fn lock(root: &Path, what: &str) -> Result<hooks::release::DeployLock, i32> {
-    let holder = hooks::release::lock::Holder::new(what);
-    std::fs::create_dir_all(root)
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            hooks::release::DeployLock::acquire(
-                &root.join("lock"),
-                holder,
-                std::time::Duration::ZERO,
-            )
-            .map_err(|e| e.to_string())
-        })
-        .map_err(|e| {
-            eprintln!("hooks {what}: {e}; wait for it to finish");
-            4
-        })
+/// Takes the deployment lock of `root`, so a promotion never runs beside a deployment. It
+/// is taken as a deployment takes it: a holder that was killed is recovered from (its
+/// processes stopped, its record marked interrupted) before its record is replaced.
+fn lock(root: &Path, what: &str, wait: u64) -> Result<hooks::release::DeployLock, i32> {
+    let layout = hooks::release::Layout::new(root);
+    let wait = std::time::Duration::from_secs(wait);
+    match hooks::lifecycle::recovery::begin(&layout, what, wait) {
+        Ok((lock, notes)) => {
+            for note in notes {
+                eprintln!("hooks {what}: {note}");
+            }
+            Ok(lock)
+        }
+        Err(outcome) => {
+            if let hooks::lifecycle::deploy::Outcome::Locked { error }
+            | hooks::lifecycle::deploy::Outcome::Invalid { error, .. } = &outcome
+            {
+                eprintln!("hooks {what}: {error}");
+            }
+            Err(outcome.exit_code())
+        }
+    }
 }
 
 /// Exit 0 promoted, 1 rolled back, 2 rollback failed, 3 invalid input, 4 locked.
 pub fn promote(root: &Path, args: PromoteArgs) -> i32 {
     let root = std::path::absolute(root).unwrap_or(root.to_owned());
-    let _lock = match lock(&root, &format!("promote {}", args.commit)) {
+    let _lock = match lock(&root, &format!("promote {}", args.commit), args.wait) {
         Ok(lock) => lock,
         Err(code) => return code,
     };
@@ -380,7 +391,7 @@ pub fn promote(root: &Path, args: PromoteArgs) -> i32 {
 /// Exit codes as `promote`.
 pub fn swap(root: &Path, args: SwapArgs) -> i32 {
     let root = std::path::absolute(root).unwrap_or(root.to_owned());
-    let _lock = match lock(&root, "swap") {
+    let _lock = match lock(&root, "swap", args.wait) {
         Ok(lock) => lock,
         Err(code) => return code,
     };

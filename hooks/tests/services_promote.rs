@@ -162,3 +162,57 @@ fn swap_puts_server_new_in_place_and_back_on_failure() {
     );
     version(base);
 }
+
+#[test]
+fn promote_after_a_killed_deployment_recovers_from_it_first() {
+    let env = Env::new();
+    let _supervisor = Supervisor(&env);
+    promote_root(&env);
+    let started = env.path("script.pid");
+    let stuck = env
+        .bundle("stuck")
+        .script(
+            "BeforeInstall",
+            "stuck.sh",
+            &format!(
+                "echo $$ > '{}.tmp'\nmv '{0}.tmp' '{0}'\nexec sleep 600",
+                started.display()
+            ),
+        )
+        .build();
+    let mut deployment = env.spawn_deploy(&stuck, std::process::Stdio::null());
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the deployment's script to start",
+        || started.is_file(),
+    );
+    let script: i32 = std::fs::read_to_string(&started)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    deployment.kill().unwrap();
+    deployment.wait().unwrap();
+    assert!(
+        common::alive(script),
+        "the killed deployment's script runs on"
+    );
+
+    // The promotion takes the lock as a deployment would: the orphaned script is stopped and
+    // the killed deployment recorded as interrupted, not forgotten.
+    let run = env.hooks(&["promote", "abcd1111"]);
+    run.expect(0);
+    assert!(
+        run.stderr().contains("stopped script process group"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!common::alive(script));
+    assert_eq!(
+        env.history()[0]["result"],
+        "interrupted",
+        "{:?}",
+        env.history()
+    );
+    assert_eq!(prod(&env), format!("../binaries/{GOOD1}"));
+}
