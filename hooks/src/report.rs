@@ -358,7 +358,9 @@ fn follow(root: &Path, id: &str, path: &Path, mut offset: u64, out: &mut impl st
     }
 }
 
-/// Whether deployment `id` has no result yet and the process that runs it is alive.
+/// Whether deployment `id` has no result yet and runs: its first process is alive, or it is
+/// `in progress` as `hooks status` says, which includes a deployment under the CodeDeploy
+/// agent between two events, when no process of it runs.
 fn still_running(root: &Path, id: &str) -> bool {
     let Ok(all) = deployments(root) else {
         return false;
@@ -366,7 +368,9 @@ fn still_running(root: &Path, id: &str) -> bool {
     let Some(deployment) = all.iter().find(|d| d.id == id) else {
         return false;
     };
-    deployment.result.is_none() && Path::new(&format!("/proc/{}", deployment.pid)).exists()
+    deployment.result.is_none()
+        && (Path::new(&format!("/proc/{}", deployment.pid)).exists()
+            || result_word(&Layout::new(root), deployment).starts_with("in progress"))
 }
 
 /// `hooks restore BACKUP [--database-url-file F] [--yes] [--wait S]`: exit 0 restored, 1

@@ -114,3 +114,41 @@ fn a_revision_with_a_bad_appspec_is_refused_before_any_change() {
     );
     assert_eq!(history(&root).last().unwrap()["result"], "invalid");
 }
+
+#[test]
+fn logs_follow_keeps_following_a_deployment_between_the_agents_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let archive = dir.path().join("deployment-archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::write(archive.join("appspec.yml"), "version: 0.0\nos: linux\n").unwrap();
+    let id = "d-F0110W01";
+    let step = |event: &str| {
+        let out = run_hook(&root, &agent_env(event, id), Some(&archive));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{event}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    step("BeforeInstall");
+    // No process runs the deployment now: the agent starts one per event.
+    let follow = Command::new(env!("CARGO_BIN_EXE_hooks"))
+        .args(["logs", id, "-f"])
+        .env("HOOKS_ROOT", &root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for event in ["AfterInstall", "ApplicationStart", "ValidateService"] {
+        step(event);
+    }
+    let output = follow.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("==> ValidateService"),
+        "logs -f stopped before the deployment ended:\n{text}"
+    );
+    assert_eq!(history(&root).last().unwrap()["result"], "success");
+}
