@@ -62,7 +62,8 @@ enum Command {
         #[arg(default_value = "appspec.yml")]
         file: PathBuf,
     },
-    /// Show the serving release, the previous good one and the last result.
+    /// Show the serving release, the previous good one, the last result, and what runs: each
+    /// service instance (supervisor, systemd) and compose container with the release it runs.
     ///
     /// Example: hooks status --root /srv/app --json
     Status {
@@ -191,18 +192,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a deployment's log (default: the newest).
+    /// Print a deployment's log (default: the newest), or a service's own output.
     ///
-    /// Example: hooks logs d-20261123-101500-1a2b --tail 50; hooks logs -f (the running deployment)
+    /// Example: hooks logs d-20261123-101500-1a2b --tail 50; hooks logs -f (the running
+    /// deployment); hooks logs --service api@1 --tail 20 -f
     Logs {
         /// Deployment id.
         id: Option<String>,
         /// Only the last N lines.
         #[arg(long, value_name = "N")]
         tail: Option<usize>,
-        /// Keep printing the log as the deployment writes it, until it has finished.
+        /// Keep printing the log as the deployment writes it, until it has finished (with
+        /// --service: until interrupted).
         #[arg(short = 'f', long)]
         follow: bool,
+        /// The output of a service of the serving release instead (`NAME` or
+        /// `NAME@INSTANCE`): supervisor log files, systemd's journal, or compose containers.
+        #[arg(long, value_name = "NAME[@I]", conflicts_with = "id")]
+        service: Option<String>,
     },
 }
 
@@ -403,9 +410,15 @@ fn main() -> ExitCode {
         Command::Status { json } => report::status(&cli.root, json),
         Command::Lock { json } => report::lock(&cli.root, json),
         Command::History { json, last } => report::history(&cli.root, json, last),
-        Command::Logs { id, tail, follow } => report::logs(
+        Command::Logs {
+            id,
+            tail,
+            follow,
+            service,
+        } => report::logs(
             &cli.root,
             &report::LogsRequest {
+                service: service.as_deref(),
                 id: id.as_deref(),
                 tail,
                 follow,

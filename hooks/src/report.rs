@@ -1,6 +1,8 @@
 //! What the read-only commands print (`status`, `history`, `logs`, `validate`) and the final
 //! line of `deploy`/`rollback`.
 
+mod services;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -162,6 +164,7 @@ pub fn status(root: &Path, json: bool) -> i32 {
             "previous": previous,
             "last": last,
             "last_state": last.map(|d| result_word(&layout, d)),
+            "running": services::running(root),
         });
         println!("{value:#}");
     } else {
@@ -184,6 +187,7 @@ pub fn status(root: &Path, json: bool) -> i32 {
             ),
             None => println!("last:     (no deployment yet)"),
         }
+        services::print_running(&services::running(root));
     }
     0
 }
@@ -270,6 +274,8 @@ pub fn lock(root: &Path, json: bool) -> i32 {
 
 /// What `hooks logs` prints.
 pub struct LogsRequest<'a> {
+    /// A service's own output instead of a deployment's log: `NAME` or `NAME@INSTANCE`.
+    pub service: Option<&'a str>,
     /// The deployment (default: the newest).
     pub id: Option<&'a str>,
     /// Only the last N lines.
@@ -280,6 +286,9 @@ pub struct LogsRequest<'a> {
 
 /// `hooks logs [ID] [--tail N] [-f]`.
 pub fn logs(root: &Path, request: &LogsRequest<'_>) -> i32 {
+    if let Some(service) = request.service {
+        return services::service_logs(root, service, request.tail, request.follow);
+    }
     let layout = Layout::new(root);
     let id = match request.id {
         Some(id) => {

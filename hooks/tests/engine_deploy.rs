@@ -98,6 +98,20 @@ fn a_release_whose_service_never_becomes_healthy_is_rolled_back_with_exit_1() {
         assert!(!std::fs::read_to_string(&path).unwrap().contains(SECRET));
     }
 
+    let v1_id = serving(&root);
+    assert_status_names_release(&root, &project, &v1_id);
+    // The service's own output, through the state the deployment recorded: its secret blanked.
+    let logs = hooks_in(&root, &["logs", "--service", "api"]);
+    let logs_out = String::from_utf8_lossy(&logs.stdout);
+    assert_eq!(
+        logs.status.code(),
+        Some(0),
+        "{logs_out}{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert!(logs_out.contains("read secret: [REDACTED]"), "{logs_out}");
+    assert!(!logs_out.contains(SECRET), "{logs_out}");
+
     let v2 = bundle(&project, "v2", "fail");
     let out = deploy(&root, &v2);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -125,6 +139,42 @@ fn a_release_whose_service_never_becomes_healthy_is_rolled_back_with_exit_1() {
         ["CMD", "/helper", "ok"],
         "the previous release's service is back"
     );
+    assert_eq!(serving(&root), v1_id);
+    assert_status_names_release(&root, &project, &v1_id);
+}
+
+fn hooks_in(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hooks"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
+fn serving(root: &Path) -> String {
+    let link = std::fs::read_link(root.join("current")).unwrap();
+    link.file_name().unwrap().to_str().unwrap().to_owned()
+}
+
+/// `hooks status --json` lists the project's api container as running the release `id`.
+fn assert_status_names_release(root: &Path, project: &TestProject, id: &str) {
+    let out = hooks_in(root, &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let compose = value["running"]["compose"].as_array().unwrap();
+    let ours = compose
+        .iter()
+        .find(|p| p["project"] == project.name.as_str())
+        .unwrap_or_else(|| panic!("no project {} in {value:#}", project.name));
+    let api = ours["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == "api")
+        .unwrap_or_else(|| panic!("no api container in {value:#}"));
+    assert_eq!(api["state"], "running", "{value:#}");
+    assert_eq!(api["release"].as_str(), Some(id), "{value:#}");
 }
 
 #[test]

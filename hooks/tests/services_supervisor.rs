@@ -190,3 +190,71 @@ fn a_killed_supervisor_is_replaced_and_its_orphans_stopped() {
         "the orphaned instance {orphan} still runs"
     );
 }
+
+#[test]
+fn status_names_each_instance_and_its_release_and_logs_show_its_output() {
+    let env = Env::new();
+    let _supervisor = Supervisor(&env);
+    let db = database(&env.path("db.sqlite"), true);
+    let base = free_ports(2);
+    let v1 = service_bundle(&env, "v1", "v1", base, &[db.clone(), db.clone()], "");
+    let v2 = service_bundle(&env, "v2", "v2", base, &[db.clone(), db], "");
+    env.deploy(&v1, &[]).expect(0);
+    env.deploy(&v2, &[]).expect(0);
+    let serving = env.current().unwrap();
+
+    let run = env.hooks(&["status", "--json"]);
+    run.expect(0);
+    let value: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let instances = value["running"]["services"].as_array().unwrap();
+    let supervised = status(&env);
+    assert_eq!(instances.len(), 2, "{value:#}");
+    for (shown, (key, pid, _)) in instances.iter().zip(&supervised) {
+        let shown_key = format!("{}@{}", shown["service"], shown["instance"]).replace('"', "");
+        assert_eq!(&shown_key, key, "{value:#}");
+        assert_eq!(shown["state"], "running", "{value:#}");
+        assert_eq!(shown["manager"], "supervisor", "{value:#}");
+        assert_eq!(shown["pid"].as_u64(), *pid, "{value:#}");
+        assert_eq!(
+            shown["release"].as_str(),
+            Some(serving.as_str()),
+            "{value:#}"
+        );
+    }
+    let text = env.hooks(&["status"]);
+    text.expect(0);
+    assert!(
+        text.stdout().lines().any(|l| l.contains("sample@2")
+            && l.contains("running")
+            && l.contains(&format!("release {serving}"))),
+        "{}",
+        text.stdout()
+    );
+
+    let file = std::fs::read_to_string(env.root().join("logs/services/sample@1.log")).unwrap();
+    let last_two: Vec<&str> = file.lines().rev().take(2).collect();
+    assert_eq!(last_two.len(), 2, "sample@1 wrote too little: {file}");
+    let tail = env.hooks(&["logs", "--service", "sample@1", "--tail", "2"]);
+    tail.expect(0);
+    let shown: Vec<String> = tail.stdout().lines().rev().map(str::to_owned).collect();
+    assert_eq!(shown, last_two, "{}", tail.stdout());
+    let both = env.hooks(&["logs", "--service", "sample"]);
+    both.expect(0);
+    for key in ["sample@1 | ", "sample@2 | "] {
+        assert!(both.stdout().contains(key), "{}", both.stdout());
+    }
+    let unknown = env.hooks(&["logs", "--service", "nope"]);
+    unknown.expect(3);
+    assert!(
+        unknown.stderr().contains("the services are: sample"),
+        "{}",
+        unknown.stderr()
+    );
+
+    env.hooks(&["supervise", "--shutdown"]).expect(0);
+    let after = env.hooks(&["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&after.stdout()).unwrap();
+    for shown in value["running"]["services"].as_array().unwrap() {
+        assert_eq!(shown["state"], "stopped", "{value:#}");
+    }
+}

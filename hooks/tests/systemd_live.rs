@@ -91,6 +91,43 @@ fn assert_serving(machine: &Machine, version: &str) {
     }
 }
 
+/// `hooks status --json` names both units running the release `current` points at (read from
+/// the processes' working directories), and `hooks logs --service` shows the journal.
+fn assert_status_and_logs(machine: &Machine) {
+    let serving = machine
+        .sh(&format!("basename \"$(readlink {ROOT}/current)\""))
+        .stdout()
+        .trim()
+        .to_owned();
+    let status = machine.sh(&format!("{HOOKS} status --root {ROOT} --json"));
+    status.expect(0);
+    let value: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    let instances = value["running"]["services"].as_array().unwrap();
+    assert_eq!(instances.len(), 2, "{value:#}");
+    for (i, instance) in instances.iter().enumerate() {
+        assert_eq!(instance["service"], "tribist", "{value:#}");
+        assert_eq!(instance["instance"], (i + 1).to_string(), "{value:#}");
+        assert_eq!(instance["manager"], "systemd", "{value:#}");
+        assert_eq!(instance["state"], "running", "{value:#}");
+        assert!(instance["pid"].as_u64().is_some_and(|p| p > 1), "{value:#}");
+        assert_eq!(
+            instance["release"].as_str(),
+            Some(serving.as_str()),
+            "{value:#}"
+        );
+    }
+    let logs = machine.sh(&format!(
+        "{HOOKS} logs --root {ROOT} --service tribist@1 --tail 20"
+    ));
+    logs.expect(0);
+    assert!(
+        logs.stdout().contains("sample-service starting"),
+        "{}{}",
+        logs.stdout(),
+        logs.stderr()
+    );
+}
+
 #[test]
 fn tribist_system_units_deploy_restore_roll_back_and_come_back_after_a_reboot() {
     let machine = Machine::boot("tribist");
@@ -124,6 +161,7 @@ fn tribist_system_units_deploy_restore_roll_back_and_come_back_after_a_reboot() 
 
     deploy(&machine, "v1").expect(0);
     assert_serving(&machine, "v1");
+    assert_status_and_logs(&machine);
     let show = machine.sh("systemctl show -p WorkingDirectory,KillSignal tribist@1.service");
     assert!(
         show.stdout()

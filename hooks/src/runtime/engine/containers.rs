@@ -23,6 +23,8 @@ use super::spec::ServiceSpec;
 pub const PROJECT: &str = "com.docker.compose.project";
 /// The service a container belongs to.
 pub const SERVICE: &str = "com.docker.compose.service";
+/// The project directory the container was created from.
+pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
 /// The hash deciding whether a container is recreated.
 pub const CONFIG_HASH: &str = "com.docker.compose.config-hash";
 
@@ -83,10 +85,7 @@ pub async fn create_named(
             "com.docker.compose.project.config_files",
             labels.config_files.clone(),
         ),
-        (
-            "com.docker.compose.project.working_dir",
-            labels.working_dir.clone(),
-        ),
+        (WORKING_DIR, labels.working_dir.clone()),
         ("com.docker.compose.image", spec.image_id.clone()),
     ] {
         all_labels.insert(key.into(), value);

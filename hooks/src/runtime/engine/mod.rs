@@ -9,6 +9,7 @@
 
 mod containers;
 mod images;
+mod output;
 mod reconcile;
 pub mod replace;
 pub mod spec;
@@ -19,8 +20,9 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
-pub use containers::{CONFIG_HASH, PROJECT, SERVICE, container_name};
-pub use reconcile::{down, up};
+pub use containers::{CONFIG_HASH, PROJECT, SERVICE, WORKING_DIR, container_name};
+pub use output::service_output;
+pub use reconcile::{down, recorded_specs, up};
 pub use spec::ServiceSpec;
 
 use crate::lifecycle::log::DeploymentLog;
@@ -150,6 +152,10 @@ pub struct ContainerRow {
     pub state: String,
     /// The engine's status text (`Up 5 minutes (healthy)`).
     pub status: String,
+    /// The project directory it was created from (`.project.working_dir`): in a deployment,
+    /// the release directory, which names the release it runs (an unchanged service keeps
+    /// its container, and so its release, across deployments).
+    pub working_dir: Option<String>,
 }
 
 /// The project's containers, running or not, sorted by name.
@@ -177,6 +183,7 @@ pub fn ps(engine: &Engine, project: &str) -> Result<Vec<ContainerRow>, EngineErr
                 .as_ref()
                 .and_then(|l| l.get(SERVICE).cloned())
                 .unwrap_or_default(),
+            working_dir: c.labels.as_ref().and_then(|l| l.get(WORKING_DIR).cloned()),
             id: c.id.unwrap_or_default(),
             image: c.image.unwrap_or_default(),
             state: c.state.map(|s| s.to_string()).unwrap_or_default(),

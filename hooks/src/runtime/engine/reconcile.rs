@@ -58,6 +58,12 @@ fn load_state(dir: &Path, project: &str) -> Vec<ServiceSpec> {
         .unwrap_or_default()
 }
 
+/// The service specs the last successful `up` of `project` recorded in `dir` (empty when it
+/// has none): what runs, as far as hooks knows, without the compose files.
+pub fn recorded_specs(dir: &Path, project: &str) -> Vec<ServiceSpec> {
+    load_state(dir, project)
+}
+
 /// Crash-safe: written beside, fsynced, renamed over.
 fn save_state(dir: &Path, project: &str, specs: &[ServiceSpec]) -> Result<(), EngineError> {
     let path = state_file(dir, project);

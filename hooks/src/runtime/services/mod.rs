@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod status;
+
 use crate::appspec::{Manager, ServiceConfig};
 use crate::health::{self, Target};
 use crate::runtime::supervisor::proto::{self, HealthSpec, InstanceSpec, Request};
