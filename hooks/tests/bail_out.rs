@@ -370,3 +370,48 @@ fn a_failure_when_the_serving_release_cannot_be_read_says_not_restored_and_remov
     assert!(env.current().is_some(), "`current` was removed");
     assert!(env.root().join("releases").join(&v1).is_dir());
 }
+
+#[test]
+fn a_rollback_target_whose_health_fails_inside_the_bake_window_is_undone() {
+    let env = Env::new();
+    // v1's health breaks 3 s after its start once `broken` exists: fine when it is deployed,
+    // failing when `hooks rollback` brings it back later.
+    let stamp = env.path("v1-started");
+    let broken = env.path("broken");
+    let v1_bundle = env
+        .bundle("v1")
+        .traced(&EVENTS, "v1")
+        .script(
+            "ApplicationStart",
+            "stamp.sh",
+            &format!("date +%s > '{}'", stamp.display()),
+        )
+        .script(
+            "ValidateService",
+            "health.sh",
+            &format!(
+                "[ ! -e '{}' ] || [ $(( $(date +%s) - $(cat '{}') )) -lt 3 ]",
+                broken.display(),
+                stamp.display()
+            ),
+        )
+        .deploy_section("  bake: 20s\n  bake_interval: 0.5\n")
+        .build();
+    env.deploy(&v1_bundle, &[]).expect(0);
+    let v1 = env.current().unwrap();
+    env.deploy(&env.bundle("v2").traced(&EVENTS, "v2").build(), &[])
+        .expect(0);
+    let v2 = env.current().unwrap();
+
+    std::fs::write(&broken, "").unwrap();
+    let run = env.hooks(&["rollback", "--to", &v1]);
+    run.expect(1);
+    assert!(
+        run.stderr().contains("in the bake window"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(env.current().as_deref(), Some(v2.as_str()));
+    let last = env.history().last().unwrap().clone();
+    assert_eq!(last["result"], "failed", "{last}");
+}
