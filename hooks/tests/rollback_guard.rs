@@ -242,3 +242,69 @@ fn common_deploy_id(env: &Env, name: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[test]
+fn history_diff_shows_what_changed_between_two_releases_without_secret_values() {
+    let env = Env::new();
+    let url_file = sqlite(&env);
+    env.deploy(&bundle(&env, "v1", &[ITEMS], &url_file), &[])
+        .expect(0);
+    let v1 = env.last_id();
+    // The second release comes as an archive (so it has a sha256) and with the database URL
+    // file changed (same database, different spelling): its digest changes, its value is
+    // never shown.
+    let dir = bundle(&env, "v2", &[ITEMS, RENAME], &url_file);
+    let archive = env.path("v2.tar.gz");
+    let tar = Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&dir)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let secret = format!("sqlite:{}", env.path("app.db").display());
+    std::fs::write(&url_file, &secret).unwrap();
+    env.deploy(&archive, &[]).expect(0);
+    let v2 = env.last_id();
+
+    let run = env.hooks(&["history", "diff", &v1, &v2, "--json"]);
+    run.expect(0);
+    let diff: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(diff["a"]["id"], v1.as_str());
+    assert_eq!(diff["b"]["id"], v2.as_str());
+    assert_eq!(diff["sha256"]["a"], serde_json::Value::Null, "a directory");
+    assert_eq!(
+        diff["sha256"]["b"].as_str().map(str::len),
+        Some(64),
+        "{diff}"
+    );
+    assert_eq!(
+        diff["migrations"]["only_b"],
+        serde_json::json!(["2 rename body"])
+    );
+    assert_eq!(diff["migrations"]["applied_b"], serde_json::json!([2]));
+    assert_eq!(diff["migrations"]["same"], serde_json::json!([1]));
+    let url = &diff["secrets"]["deploy.migrate.database_url_file"];
+    assert_eq!(url["changed"], true, "{diff}");
+    assert!(diff["b"]["duration_s"].as_f64().unwrap() > 0.0);
+    assert!(!diff["b"]["user"].as_str().unwrap().is_empty());
+
+    let text = env.hooks(&["history", "diff", &v1, "current"]);
+    text.expect(0);
+    let out = text.stdout();
+    assert!(out.contains("migrations only in B: 2 rename body"), "{out}");
+    assert!(
+        out.contains("secret deploy.migrate.database_url_file: sha256 "),
+        "{out}"
+    );
+    assert!(out.contains("bundle sha256: - -> "), "{out}");
+    for shown in [&out, &run.stdout()] {
+        assert!(
+            !shown.contains(&secret),
+            "a secret value is printed: {shown}"
+        );
+    }
+    env.hooks(&["history", "diff", &v1, "d-no-such"]).expect(3);
+}
