@@ -2,6 +2,7 @@
 
 mod ci;
 mod cli_agent;
+mod cli_history;
 mod cli_s3;
 mod helpers;
 mod report;
@@ -70,24 +71,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List past deployments, oldest first.
+    /// List past deployments, oldest first; `history diff A B` compares two of them.
     ///
     /// Example: hooks history --root /srv/app -n 10
+    /// Example: hooks history diff d-20261123-101500-1a2b d-20261124-093000-3c4d --json
     History {
         #[arg(long)]
         json: bool,
         /// Only the newest N deployments.
         #[arg(short = 'n', long = "last", value_name = "N")]
         last: Option<usize>,
+        #[command(subcommand)]
+        action: Option<HistoryCommand>,
     },
     /// Re-activate a kept release (default: the newest good one before `current`) and mark
     /// the replaced release as bad.
+    ///
+    /// Refused (exit 3, nothing changed) when the database has migrations the target release
+    /// does not know, unless each is marked `-- hooks: compatible`: the message names them
+    /// and the backup `hooks restore` can put back.
     ///
     /// Example: hooks rollback --root /srv/app --to d-20261123-101500-1a2b
     Rollback {
         /// Deployment id of the release to re-activate.
         #[arg(long)]
         to: Option<String>,
+        /// Roll back even when the database has migrations the target does not know.
+        #[arg(long)]
+        ignore_migrations: bool,
         /// Wait this many seconds for a running deployment's lock.
         #[arg(long, default_value_t = 0)]
         wait: u64,
@@ -210,6 +221,23 @@ enum Command {
         /// `NAME@INSTANCE`): supervisor log files, systemd's journal, or compose containers.
         #[arg(long, value_name = "NAME[@I]", conflicts_with = "id")]
         service: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Compare two deployments: bundle sha256, commit, per compose service image id and config
+    /// hash, secret names with content hashes (never values), migrations, who/when/duration.
+    ///
+    /// A and B are deployment ids; `current` and `previous` (the newest good release before
+    /// it) are accepted too. Exit 0 compared, 3 unknown id.
+    ///
+    /// Example: hooks history diff previous current --root /srv/app
+    Diff {
+        a: String,
+        b: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -409,7 +437,11 @@ fn main() -> ExitCode {
         Command::Validate { file } => report::validate(&file),
         Command::Status { json } => report::status(&cli.root, json),
         Command::Lock { json } => report::lock(&cli.root, json),
-        Command::History { json, last } => report::history(&cli.root, json, last),
+        Command::History {
+            action: Some(HistoryCommand::Diff { a, b, json }),
+            ..
+        } => cli_history::diff(&cli.root, &a, &b, json),
+        Command::History { json, last, .. } => report::history(&cli.root, json, last),
         Command::Logs {
             id,
             tail,
@@ -449,10 +481,15 @@ fn main() -> ExitCode {
             yes,
             Duration::from_secs(wait),
         ),
-        Command::Rollback { to, wait } => {
+        Command::Rollback {
+            to,
+            wait,
+            ignore_migrations,
+        } => {
             let outcome = rollback::rollback(&RollbackOptions {
                 root: cli.root.clone(),
                 to,
+                ignore_migrations,
                 wait: Duration::from_secs(wait),
                 grace: Grace::default(),
                 echo: true,

@@ -77,6 +77,9 @@ pub struct Row {
     pub no_transaction: bool,
     /// A `.down.sql` file exists, so `revert` can undo it.
     pub reversible: bool,
+    /// The file declares `-- hooks: compatible`: older code works on the migrated schema, so
+    /// `hooks rollback` to a release without this migration is allowed. `false` when missing.
+    pub compatible: bool,
     /// Why the state is what it is and what to do, for refused states.
     pub note: Option<String>,
 }
@@ -149,6 +152,7 @@ pub fn compare(backend: Backend, set: &MigrationSet, applied: &[Applied]) -> Rep
                 .and_then(|a| (a.execution_time >= 0).then(|| a.execution_time as f64 / 1e6)),
             no_transaction: m.no_tx,
             reversible: set.downs.contains_key(&m.version),
+            compatible: e.compatible,
             note,
         });
     }
@@ -164,6 +168,7 @@ pub fn compare(backend: Backend, set: &MigrationSet, applied: &[Applied]) -> Rep
             execution_ms: None,
             no_transaction: false,
             reversible: false,
+            compatible: false,
             note: Some(format!(
                 "migration {} ({}) is recorded as applied in _sqlx_migrations but no file \
                  {}_*.sql exists in the migration set; restore the file (this binary may be \

@@ -19,6 +19,34 @@ pub struct Entry {
     pub migration: Migration,
     /// The file name, e.g. `0001_items.sql`.
     pub file: String,
+    /// The file declares itself backward compatible with `-- hooks: compatible` among its
+    /// leading comment lines: code that does not know it still works on the migrated schema,
+    /// so `hooks rollback` may go back to such code without restoring a backup.
+    pub compatible: bool,
+}
+
+/// The marker a migration puts among its leading comment lines to declare itself backward
+/// compatible (see [`Entry::compatible`]).
+pub const COMPATIBLE_MARKER: &str = "-- hooks: compatible";
+
+/// Whether `sql` carries [`COMPATIBLE_MARKER`] on a line of its own before the first
+/// statement. Only the leading comments count, so a marker quoted inside SQL, or added in a
+/// comment further down by accident, does not change what a rollback may do. It may come
+/// before or after sqlx's `-- no-transaction` (which sqlx wants as the file's first text).
+pub fn declares_compatible(sql: &str) -> bool {
+    for line in sql.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !line.starts_with("--") {
+            return false;
+        }
+        if line == COMPATIBLE_MARKER {
+            return true;
+        }
+    }
+    false
 }
 
 /// Up migrations in version order plus the down files available for `revert`.
@@ -85,7 +113,12 @@ impl MigrationSet {
                         m.migration_type.suffix()
                     )
                 });
-            let entry = Entry { migration: m, file };
+            let compatible = declares_compatible(m.sql.as_str());
+            let entry = Entry {
+                migration: m,
+                file,
+                compatible,
+            };
             if down {
                 downs.insert(entry.migration.version, entry);
             } else {
@@ -140,5 +173,22 @@ mod tests {
                 .as_str()
                 .contains("CREATE TABLE items")
         );
+    }
+
+    #[test]
+    fn only_a_leading_comment_line_declares_a_migration_compatible() {
+        assert!(declares_compatible(
+            "-- hooks: compatible\nALTER TABLE t ADD c TEXT;\n"
+        ));
+        assert!(declares_compatible(
+            "-- no-transaction\n-- adds an index\n  -- hooks: compatible  \nCREATE INDEX i ON t (c);\n"
+        ));
+        assert!(!declares_compatible(
+            "ALTER TABLE t ADD c TEXT;\n-- hooks: compatible\n"
+        ));
+        assert!(!declares_compatible(
+            "-- hooks: compatible-ish\nSELECT 1;\n"
+        ));
+        assert!(!declares_compatible("SELECT '-- hooks: compatible';\n"));
     }
 }

@@ -105,3 +105,44 @@ async fn out_of_order_is_refused() {
 async fn reverts_with_down_files() {
     cases::reverts_with_down_files(Scratch::sqlite()).await;
 }
+
+#[tokio::test]
+async fn info_json_reports_compatible_migrations_and_never_the_url() {
+    let s = Scratch::sqlite();
+    s.add("0001_items.sql", ITEMS);
+    s.add(
+        "0002_note.sql",
+        "-- adds a nullable column: older code ignores it\n-- hooks: compatible\nALTER TABLE items ADD COLUMN note TEXT;\n",
+    );
+    s.migrator(&["run"]).await.expect(0);
+    let out = s.migrator(&["info", "--json"]).await.expect(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = report["migrations"].as_array().unwrap();
+    let flags: Vec<(i64, bool, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_i64().unwrap(),
+                r["compatible"].as_bool().unwrap(),
+                r["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flags, [(1, false, "applied"), (2, true, "applied")]);
+    for r in rows {
+        assert_eq!(r["checksum"], r["applied_checksum"], "{r}");
+        assert_eq!(r["checksum"].as_str().unwrap().len(), 96, "hex SHA-384");
+    }
+    assert!(!out.all().contains(&s.url), "{}", out.all());
+
+    // Without the file the row is still reported (missing), and not compatible: only a file
+    // can declare that.
+    s.remove("0002_note.sql");
+    let out = s.migrator(&["info", "--json"]).await.expect(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let missing = &report["migrations"][1];
+    assert_eq!(
+        (&missing["state"], &missing["compatible"]),
+        (&serde_json::json!("missing"), &serde_json::json!(false))
+    );
+}

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use crate::appspec::MigrateConfig;
 use crate::lifecycle::log::DeploymentLog;
+use crate::release::ledger::{self, Migrations};
 
 use super::backup;
 use super::url::DatabaseUrl;
@@ -53,8 +54,9 @@ impl MigrateContext<'_> {
         self.release_dir.join(&self.config.migrator)
     }
 
-    /// Asks the migrator what it would do, without changing anything.
-    pub fn pending(&self) -> Result<Pending, String> {
+    /// `migrator info --json`: every migration of the release's set and of the database, read
+    /// only. The report never holds the URL.
+    pub fn info(&self) -> Result<serde_json::Value, String> {
         let mut command = Command::new(self.migrator());
         command
             .current_dir(self.workdir)
@@ -74,8 +76,13 @@ impl MigrateContext<'_> {
                 self.without_url(String::from_utf8_lossy(&output.stderr).trim())
             ));
         }
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| format!("`migrator info --json` printed something else: {e}"))?;
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("`migrator info --json` printed something else: {e}"))
+    }
+
+    /// Asks the migrator what it would do, without changing anything.
+    pub fn pending(&self) -> Result<Pending, String> {
+        let report = self.info()?;
         let count = |key: &str| report["counts"][key].as_u64().unwrap_or(0) as usize;
         match report["status"].as_str() {
             Some("up_to_date") => Ok(Pending::UpToDate),
@@ -130,6 +137,69 @@ impl MigrateContext<'_> {
 
     /// Backup (when migrations are pending) then `migrator run`, all output into the log.
     pub fn run(&self, log: &DeploymentLog) -> Result<(), String> {
+        self.run_recorded(log, |_| {})
+    }
+
+    /// [`Self::run`], then tells `record` what the release knows and what this run applied
+    /// (also after a failed run: an earlier migration of the set may have committed). Nothing
+    /// is told when the set was refused or the database could not be read: nothing changed.
+    pub fn run_recorded(
+        &self,
+        log: &DeploymentLog,
+        record: impl FnOnce(Migrations),
+    ) -> Result<(), String> {
+        let scope = "AfterInstall migrate";
+        let before = match self.info() {
+            Ok(report) => report,
+            // The step asks again and fails with the same, logged, message.
+            Err(_) => return self.migrate(log, None),
+        };
+        let mut backup = None;
+        let result = self.migrate(log, Some(&mut backup));
+        let after = if result.is_ok() && before["status"] == "up_to_date" {
+            Ok(before.clone())
+        } else {
+            self.info()
+        };
+        match after {
+            Ok(after) => {
+                let pending: Vec<i64> = before["migrations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["state"] == "pending")
+                    .filter_map(|m| m["version"].as_i64())
+                    .collect();
+                let (known, in_database) = ledger::from_info(&after);
+                let applied = in_database
+                    .iter()
+                    .map(|(v, _, _)| *v)
+                    .filter(|v| pending.contains(v))
+                    .collect();
+                if before["status"] != "refused" {
+                    record(Migrations {
+                        known,
+                        applied,
+                        backup: backup.and_then(|p: PathBuf| {
+                            p.file_name().map(|n| n.to_string_lossy().into_owned())
+                        }),
+                    });
+                }
+            }
+            Err(e) => log.line(
+                scope,
+                &format!("cannot record which migrations were applied: {e}"),
+            ),
+        }
+        result
+    }
+
+    /// The step itself; `backup` (when given) receives the backup's path.
+    fn migrate(
+        &self,
+        log: &DeploymentLog,
+        backup_taken: Option<&mut Option<PathBuf>>,
+    ) -> Result<(), String> {
         let scope = "AfterInstall migrate";
         let url_file = self.url_file();
         let (url, raw) = DatabaseUrl::read(&url_file, self.workdir).map_err(|e| e.to_string())?;
@@ -155,6 +225,9 @@ impl MigrateContext<'_> {
             let taken = match backup::take(&url, self.backups_dir, self.deployment_id, self.track) {
                 Ok(Some(path)) => {
                     log.line(scope, &format!("backup taken: {}", path.display()));
+                    if let Some(slot) = backup_taken {
+                        *slot = Some(path.clone());
+                    }
                     Some(path)
                 }
                 Ok(None) => {

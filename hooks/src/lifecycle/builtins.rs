@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use crate::appspec::LifecycleEvent;
 use crate::db::migrate::MigrateContext;
 use crate::release::Layout;
+use crate::release::ledger::{Compose, ComposeService, Ledger};
 use crate::release::lock::HolderRecord;
 use crate::runtime::services;
 
@@ -42,6 +43,55 @@ pub struct BuiltinContext {
 impl BuiltinContext {
     fn shared_dir(&self) -> PathBuf {
         self.layout.shared_dir()
+    }
+
+    /// Appends `ledger` for this deployment to the history. A lost record only weakens the
+    /// rollback guard and `hooks history diff`, so it is logged, not a failure.
+    fn record(&self, ledger: Ledger, log: &crate::lifecycle::log::DeploymentLog) {
+        let history = crate::release::History::new(self.layout.history_file());
+        if let Err(e) = history.append_ledger(&self.deployment_id, ledger) {
+            log.line(
+                "ledger",
+                &format!("cannot record this release in the history: {e}"),
+            );
+        }
+    }
+
+    /// Records the compose services as the step left them: image ids, config hashes, and the
+    /// digests of their secret files (never the content).
+    fn record_compose(
+        &self,
+        state_dir: &std::path::Path,
+        project: &str,
+        log: &crate::lifecycle::log::DeploymentLog,
+    ) {
+        let specs = crate::runtime::engine::saved_specs(state_dir, project);
+        let mut secrets = std::collections::BTreeMap::new();
+        for spec in &specs {
+            for (name, digest) in &spec.secret_digests {
+                secrets.insert(format!("compose secret {name}"), digest.clone());
+            }
+        }
+        let services = specs
+            .iter()
+            .map(|s| ComposeService {
+                name: s.name.clone(),
+                image: s.image.clone(),
+                image_id: s.image_id.clone(),
+                config_hash: s.config_hash(),
+            })
+            .collect();
+        self.record(
+            Ledger {
+                compose: Some(Compose {
+                    project: project.to_owned(),
+                    services,
+                }),
+                secrets: Some(secrets),
+                ..Ledger::default()
+            },
+            log,
+        );
     }
 
     /// A [`crate::db::GroupTracker`] writing into the lock's holder record.
@@ -88,7 +138,7 @@ pub fn for_event<'a>(
                 let shared_dir = context.shared_dir();
                 let backups_dir = context.layout.backups_dir();
                 let track = |pgid, started| context.track(pgid, started);
-                MigrateContext {
+                let step = MigrateContext {
                     config,
                     release_dir: &release.dir,
                     workdir: &release.dir,
@@ -97,8 +147,22 @@ pub fn for_event<'a>(
                     deployment_id: &context.deployment_id,
                     keep_backups: KEEP_BACKUPS,
                     track: &track,
-                }
-                .run(log)
+                };
+                // The URL file's digest says whether the database changed between releases.
+                let secrets = std::fs::read(step.url_file()).ok().map(|bytes| {
+                    std::collections::BTreeMap::from([(
+                        "deploy.migrate.database_url_file".to_owned(),
+                        crate::release::ledger::digest(&bytes),
+                    )])
+                });
+                step.run_recorded(log, |migrations| {
+                    let ledger = Ledger {
+                        migrations: Some(migrations),
+                        secrets,
+                        ..Ledger::default()
+                    };
+                    context.record(ledger, log);
+                })
             }))
         }
         LifecycleEvent::ApplicationStart
@@ -107,12 +171,10 @@ pub fn for_event<'a>(
         {
             Some(Box::new(move |log| {
                 if let Some(config) = &release.spec.deploy.compose {
-                    crate::runtime::engine::deploy_step(
-                        config,
-                        &release.dir,
-                        &context.layout.root().join("compose"),
-                        log,
-                    )?;
+                    let state_dir = context.layout.root().join("compose");
+                    let project =
+                        crate::runtime::engine::deploy_step(config, &release.dir, &state_dir, log)?;
+                    context.record_compose(&state_dir, &project, log);
                 }
                 if release.spec.deploy.services.is_empty() {
                     return Ok(());

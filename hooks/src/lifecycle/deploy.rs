@@ -363,6 +363,7 @@ impl Run<'_> {
         ];
         env.extend(hooks_env(self.layout));
         env.extend(source.environment());
+        super::ledger_commit(self.history, self.id, &env);
         let mut runner = EventRunner {
             log: self.log,
             env,

@@ -15,9 +15,25 @@ pub mod events;
 pub mod install;
 pub mod interrupt;
 pub mod log;
+pub mod migration_guard;
 pub mod preflight;
 pub mod recovery;
 pub mod rollback;
 pub mod run_hook;
 pub mod runas;
 pub mod script;
+
+/// Records in the ledger the commit the bundle source named (`BUNDLE_COMMIT` in the hook
+/// environment), for `hooks history diff`. A lost record is not a failure.
+pub(crate) fn ledger_commit(history: &crate::release::History, id: &str, env: &[(String, String)]) {
+    if let Some((_, commit)) = env
+        .iter()
+        .find(|(k, v)| k == "BUNDLE_COMMIT" && !v.is_empty())
+    {
+        let ledger = crate::release::ledger::Ledger {
+            commit: Some(commit.clone()),
+            ..Default::default()
+        };
+        let _ = history.append_ledger(id, ledger);
+    }
+}

@@ -22,6 +22,9 @@ pub struct RollbackOptions {
     pub wait: Duration,
     pub grace: Grace,
     pub echo: bool,
+    /// Roll back even when the database has migrations the target does not know
+    /// (`--ignore-migrations`); see [`super::migration_guard`].
+    pub ignore_migrations: bool,
 }
 
 /// Re-activates a kept release. Exit codes as `hooks deploy`: 0 done; 1 the target did not come
@@ -45,6 +48,35 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     let target = match load_release(&layout, &target) {
         Ok(release) => release,
         Err(error) => return Outcome::Invalid { id: None, error },
+    };
+    let replaced = current
+        .as_deref()
+        .and_then(|c| load_release(&layout, c).ok());
+    let guard = match super::migration_guard::check(
+        &layout,
+        &history,
+        &target,
+        replaced.as_ref(),
+        Some(&lock.record()),
+    ) {
+        Ok(super::migration_guard::Verdict::Refused(_)) | Err(_) if options.ignore_migrations => {
+            Some("migration guard overridden by --ignore-migrations".to_owned())
+        }
+        Ok(super::migration_guard::Verdict::Refused(error)) | Err(error) => {
+            return Outcome::Invalid { id: None, error };
+        }
+        Ok(super::migration_guard::Verdict::Clear(unknown)) if !unknown.is_empty() => {
+            Some(format!(
+                "the database has migrations {} does not know, all marked `-- hooks: compatible`: {}",
+                target.id,
+                unknown
+                    .iter()
+                    .map(|u| format!("{} {}", u.version, u.description))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+        Ok(_) => None,
     };
     let log = match DeploymentLog::open(&layout.log_file(&id), options.echo) {
         Ok(log) => log,
@@ -77,6 +109,9 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
             target.id
         ),
     );
+    if let Some(note) = guard {
+        log.line("rollback", &note);
+    }
     let mut env = vec![("DEPLOYMENT_ID".to_owned(), id.clone())];
     env.extend(hooks_env(&layout));
     let record = lock.record();
@@ -99,9 +134,6 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     if let Some(interrupted) = &started {
         super::recovery::stop_started(&mut activation, interrupted);
     }
-    let replaced = current
-        .as_deref()
-        .and_then(|c| load_release(&layout, c).ok());
     let result = activation
         .restore(&target, replaced.as_ref())
         .and_then(|()| activation.bake(&target));

@@ -89,6 +89,14 @@ pub enum Record {
         at: String,
         reason: String,
     },
+    /// What a deployment put on the server besides its files (migrations, compose services,
+    /// secret digests); see [`super::ledger`]. Several per deployment are folded.
+    Ledger {
+        id: String,
+        at: String,
+        #[serde(flatten)]
+        ledger: super::ledger::Ledger,
+    },
 }
 
 /// A deployment as folded from its records.
@@ -112,6 +120,9 @@ pub struct Deployment {
     pub error: Option<String>,
     pub restored: Option<String>,
     pub bad: bool,
+    /// The folded `ledger` records of this deployment (empty when none was written).
+    #[serde(skip_serializing_if = "super::ledger::Ledger::is_empty")]
+    pub ledger: super::ledger::Ledger,
 }
 
 impl Deployment {
@@ -209,6 +220,7 @@ impl History {
                     error: None,
                     restored: None,
                     bad: false,
+                    ledger: Default::default(),
                 }),
                 Record::Finished {
                     id,
@@ -237,6 +249,11 @@ impl History {
                     }
                 }
                 Record::MarkedBad { id, .. } => bad.push(id),
+                Record::Ledger { id, ledger, .. } => {
+                    if let Some(deployment) = deployments.iter_mut().rev().find(|d| d.id == id) {
+                        deployment.ledger.merge(ledger);
+                    }
+                }
             }
         }
         for deployment in &mut deployments {
@@ -244,6 +261,25 @@ impl History {
                 || deployment.target.as_ref().is_some_and(|t| bad.contains(t));
         }
         Ok(deployments)
+    }
+
+    /// The ledger of the deployment that created release `id` (a deploy, not a rollback to it).
+    pub fn ledger_of(&self, id: &str) -> io::Result<Option<super::ledger::Ledger>> {
+        Ok(self
+            .deployments()?
+            .into_iter()
+            .rev()
+            .find(|d| d.id == id && d.kind == Kind::Deploy)
+            .map(|d| d.ledger))
+    }
+
+    /// Appends a ledger record for deployment `id`.
+    pub fn append_ledger(&self, id: &str, ledger: super::ledger::Ledger) -> io::Result<()> {
+        self.append(&Record::Ledger {
+            id: id.to_owned(),
+            at: now(),
+            ledger,
+        })
     }
 
     /// The release of the newest successful deployment that is not marked bad, whose directory

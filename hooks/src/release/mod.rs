@@ -1,7 +1,10 @@
-//! Releases on disk: layout, the atomic `current` switch, retention, history and the lock.
+//! Releases on disk: layout, the atomic `current` switch, retention, history (with the release
+//! ledger) and the lock.
 
+pub mod diff;
 pub mod history;
 pub mod layout;
+pub mod ledger;
 pub mod lock;
 pub mod retention;
 pub mod switch;

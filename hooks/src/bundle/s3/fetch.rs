@@ -27,6 +27,8 @@ pub(crate) struct Head {
     pub(crate) version: Option<String>,
     pub(crate) sha256: Option<String>,
     pub(crate) signature: Option<String>,
+    /// The `commit` metadata `hooks publish --commit` stores.
+    pub(crate) commit: Option<String>,
 }
 
 /// Why a fetch stopped.
@@ -110,6 +112,7 @@ pub(crate) async fn head(
         version: out.version_id().map(str::to_owned),
         sha256: meta.and_then(|m| m.get(SHA256_METADATA)).cloned(),
         signature: meta.and_then(|m| m.get(SIGNATURE_METADATA)).cloned(),
+        commit: meta.and_then(|m| m.get("commit")).cloned(),
     })
 }
 

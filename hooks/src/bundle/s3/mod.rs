@@ -128,6 +128,7 @@ pub struct Verification {
 struct Fetched {
     etag: String,
     version: Option<String>,
+    commit: Option<String>,
 }
 
 /// A bundle in S3; see the module documentation.
@@ -220,7 +221,7 @@ impl BundleSource for S3Source {
     fn environment(&self) -> Vec<(String, String)> {
         let fetched = self.fetched.lock().map(|f| f.clone()).unwrap_or_default();
         let fetched = fetched.unwrap_or_default();
-        vec![
+        let mut env = vec![
             ("BUNDLE_BUCKET".into(), self.location.bucket.clone()),
             ("BUNDLE_KEY".into(), self.location.key.clone()),
             (
@@ -231,7 +232,10 @@ impl BundleSource for S3Source {
                     .unwrap_or_default(),
             ),
             ("BUNDLE_ETAG".into(), fetched.etag),
-        ]
+        ];
+        // The commit `hooks publish --commit` stored, for scripts and the release ledger.
+        env.extend(fetched.commit.map(|c| ("BUNDLE_COMMIT".to_owned(), c)));
+        env
     }
 
     fn unpack_with(&self, dest: &Path, opts: &UnpackOptions) -> Result<UnpackReport, BundleError> {
@@ -255,6 +259,7 @@ impl BundleSource for S3Source {
             *slot = Some(Fetched {
                 etag: head.etag.clone(),
                 version: head.version.clone(),
+                commit: head.commit.clone(),
             });
         }
         let expected = trust::expected_digest(&bundle, &head, &self.verification)?;

@@ -219,15 +219,21 @@ pub fn logs(
     Ok(())
 }
 
+/// The services as `up` last brought them up for `project`, from the state it keeps in
+/// `state_dir` (`<root>/compose/<project>.json`): image ids, config hashes, secret digests.
+pub fn saved_specs(state_dir: &std::path::Path, project: &str) -> Vec<ServiceSpec> {
+    reconcile::load_state(state_dir, project)
+}
+
 /// The ApplicationStart step of `deploy.compose`: loads the release's compose files (merge
 /// order, relative to the release) and runs `up` with the previous deployment's specs kept in
-/// `state_dir`. The message of a failure is already redacted.
+/// `state_dir`. Returns the project's name. The message of a failure is already redacted.
 pub fn deploy_step(
     config: &crate::appspec::ComposeConfig,
     release_dir: &std::path::Path,
     state_dir: &std::path::Path,
     log: &DeploymentLog,
-) -> Result<(), String> {
+) -> Result<String, String> {
     // Without `files:` the release's default files are used, as `docker compose` finds them
     // (only in the release directory: a parent is not part of the release).
     let files = if config.files.is_empty() {
@@ -266,7 +272,7 @@ pub fn deploy_step(
             report.unchanged.join(", ")
         ),
     );
-    Ok(())
+    Ok(project.name)
 }
 
 /// Builds one `build:` service's image now (like `docker compose build SERVICE`), so a later

@@ -51,7 +51,8 @@ fn state_file(dir: &Path, project: &str) -> PathBuf {
     dir.join(format!("{project}.json"))
 }
 
-fn load_state(dir: &Path, project: &str) -> Vec<ServiceSpec> {
+/// The specs `up` last saved for `project` in `dir` (empty when none were saved).
+pub(crate) fn load_state(dir: &Path, project: &str) -> Vec<ServiceSpec> {
     std::fs::read(state_file(dir, project))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
