@@ -16,6 +16,7 @@ pub mod install;
 pub mod interrupt;
 pub mod log;
 pub mod preflight;
+pub mod progress;
 pub mod recovery;
 pub mod rollback;
 pub mod run_hook;
