@@ -69,6 +69,8 @@ struct Child {
 
 struct Running {
     name: String,
+    /// A step of `hooks` itself (DownloadBundle) is worth a line even without children.
+    builtin: bool,
     children: Vec<Child>,
 }
 
@@ -153,9 +155,10 @@ impl Lines {
                 };
                 out.push(format!("{} {} {}", kind.as_str(), p.bold(id), p.dim(&what)));
             }
-            Progress::EventStarted { event, .. } => {
+            Progress::EventStarted { event, builtin, .. } => {
                 self.event = Some(Running {
                     name: event.clone(),
+                    builtin: *builtin,
                     children: Vec::new(),
                 });
                 self.tail.clear();
@@ -219,8 +222,9 @@ impl Lines {
                 error,
             } => {
                 let running = self.event.take().filter(|r| &r.name == event);
+                let builtin = running.as_ref().is_some_and(|r| r.builtin);
                 let children = running.map(|r| r.children).unwrap_or_default();
-                if error.is_none() && (children.is_empty() || self.baking) {
+                if error.is_none() && ((children.is_empty() && !builtin) || self.baking) {
                     if !self.baking {
                         self.folded.push(event.clone());
                     }
