@@ -136,9 +136,7 @@ pub fn run_hook(root: &Path, args: &RunHookArgs) -> i32 {
         }
         // The appspec points every event at this command; under `hooks deploy` the engine has
         // already run the built-ins, so running them again would be wrong.
-        eprintln!(
-            "hooks run-hook: running under `hooks deploy`, which runs the built-in steps itself; nothing to do"
-        );
+        eprintln!("{}", hooks::lifecycle::run_hook::NOTHING_TO_DO_UNDER_ENGINE);
         return 0;
     }
     let agent = match AgentEvent::from_env(|name| std::env::var(name).ok()) {

@@ -91,6 +91,7 @@ pub fn run(root: &Path, args: AgentArgs) -> i32 {
                 ..Grace::default()
             },
             echo: !args.quiet,
+            progress: None,
         },
     };
     let stop = match stop_on_signals() {

@@ -13,6 +13,7 @@ pub mod db;
 pub mod health;
 pub mod lifecycle;
 pub mod plan;
+pub mod presenter;
 pub mod publish;
 pub mod release;
 pub mod runtime;

@@ -15,8 +15,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use hooks::lifecycle::deploy::{self, DeployOptions, Outcome};
+use hooks::lifecycle::progress::RunKind;
 use hooks::lifecycle::rollback::{self, RollbackOptions};
 use hooks::lifecycle::script::Grace;
+use hooks::presenter::{ColorChoice, Presenter, Request};
 
 /// CodeDeploy-style deployments for servers you run yourself.
 ///
@@ -35,6 +37,14 @@ struct Cli {
         default_value = "/var/lib/hooks"
     )]
     root: PathBuf,
+    /// Colour human output of deploy and rollback: auto (on a terminal, unless NO_COLOR is
+    /// set), always (even with NO_COLOR), never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// deploy and rollback: stream the full timestamped log (what logs/<id>.log gets) besides
+    /// the short progress lines.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +56,7 @@ enum Command {
     /// Example: hooks deploy --bundle ./build/app.tgz --root /srv/app --group production
     /// Example: hooks deploy --bundle s3://builds/app/<sha256>.tar.gz --trusted-key ci.pub
     /// Example: hooks deploy --bundle ./build/app.tgz --root /srv/app --dry-run
+    /// Example: hooks deploy --bundle ./build/app.tgz --root /srv/app --json > events.jsonl
     Deploy(DeployArgs),
     /// Pack a bundle directory reproducibly and upload it to S3 (for CI).
     ///
@@ -92,6 +103,7 @@ enum Command {
     /// and the backup `hooks restore` can put back.
     ///
     /// Example: hooks rollback --root /srv/app --to d-20261123-101500-1a2b
+    /// Example: hooks rollback --root /srv/app --json | jq -c 'select(.type == "result")'
     Rollback {
         /// Deployment id of the release to re-activate.
         #[arg(long)]
@@ -102,6 +114,8 @@ enum Command {
         /// Wait this many seconds for a running deployment's lock.
         #[arg(long, default_value_t = 0)]
         wait: u64,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Put a database backup back (taken before migrations, under <root>/backups/).
     ///
@@ -386,14 +400,39 @@ struct DeployArgs {
     /// Seconds between SIGTERM and SIGKILL when a script times out.
     #[arg(long, default_value_t = 5)]
     kill_grace: u64,
-    /// Only write the log file; do not stream it to the terminal.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Check everything a deployment checks before changing anything (fetch, digest, appspec,
     /// scripts, users, shared paths, migrations) and print the plan; change nothing. Exit 0
     /// it would deploy, 3 it would be refused or the bundle could not be fetched.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     dry_run: bool,
+}
+
+/// How deploy and rollback show their progress.
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// No progress output, only the final result on stderr (the log file gets everything).
+    #[arg(long)]
+    quiet: bool,
+    /// One JSON object per line on stdout for each event's start and end and the final result
+    /// (fields: see the README); human output goes to stderr.
+    #[arg(long)]
+    json: bool,
+}
+
+impl OutputArgs {
+    fn presenter(&self, kind: RunKind, color: ColorChoice, verbose: bool) -> Presenter {
+        Presenter::new(
+            kind,
+            Request {
+                json: self.json,
+                quiet: self.quiet,
+                verbose,
+                color,
+            },
+        )
+    }
 }
 
 fn main() -> ExitCode {
@@ -431,7 +470,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let code = match cli.command {
-        Command::Deploy(args) => run_deploy(&cli.root, args),
+        Command::Deploy(args) => run_deploy(&cli.root, args, cli.color, cli.verbose),
         Command::Publish(args) => cli_s3::run_publish(args),
         Command::Agent(args) => cli_agent::run(&cli.root, args),
         Command::Validate { file } => report::validate(&file),
@@ -485,32 +524,43 @@ fn main() -> ExitCode {
             to,
             wait,
             ignore_migrations,
+            output,
         } => {
+            let presenter = output.presenter(RunKind::Rollback, cli.color, cli.verbose);
             let outcome = rollback::rollback(&RollbackOptions {
                 root: cli.root.clone(),
                 to,
                 ignore_migrations,
                 wait: Duration::from_secs(wait),
                 grace: Grace::default(),
-                echo: true,
+                echo: false,
+                progress: presenter.sink(),
             });
-            report::outcome(&cli.root, &outcome)
+            finish(&cli.root, &presenter, &outcome)
         }
     };
     ExitCode::from(code as u8)
 }
 
-fn run_deploy(root: &std::path::Path, args: DeployArgs) -> i32 {
-    let source = match cli_s3::open_bundle(&args.bundle, &args.s3, args.quiet) {
+/// The presenter's closing lines, and the CLI's own summary where they do not replace it.
+fn finish(root: &std::path::Path, presenter: &Presenter, outcome: &Outcome) -> i32 {
+    if presenter.finish(outcome) {
+        report::outcome(root, outcome)
+    } else {
+        outcome.exit_code()
+    }
+}
+
+fn run_deploy(root: &std::path::Path, args: DeployArgs, color: ColorChoice, verbose: bool) -> i32 {
+    let presenter = args.output.presenter(RunKind::Deploy, color, verbose);
+    let source = match cli_s3::open_bundle(&args.bundle, &args.s3, args.output.quiet) {
         Ok(source) => source,
         Err(error) => {
-            return report::outcome(
-                root,
-                &Outcome::Invalid {
-                    id: None,
-                    error: error.to_string(),
-                },
-            );
+            let outcome = Outcome::Invalid {
+                id: None,
+                error: error.to_string(),
+            };
+            return finish(root, &presenter, &outcome);
         }
     };
     let options = DeployOptions {
@@ -526,7 +576,8 @@ fn run_deploy(root: &std::path::Path, args: DeployArgs) -> i32 {
             kill: Duration::from_secs(args.kill_grace),
             ..Grace::default()
         },
-        echo: !args.quiet,
+        echo: false,
+        progress: presenter.sink(),
     };
     if args.dry_run {
         return match hooks::lifecycle::dry_run::dry_run(source.as_ref(), &options) {
@@ -540,5 +591,5 @@ fn run_deploy(root: &std::path::Path, args: DeployArgs) -> i32 {
         };
     }
     let outcome = deploy::deploy(source.as_ref(), &options);
-    report::outcome(root, &outcome)
+    finish(root, &presenter, &outcome)
 }

@@ -301,5 +301,6 @@ fn clone_options(o: &DeployOptions) -> DeployOptions {
         limits: o.limits,
         grace: o.grace,
         echo: o.echo,
+        progress: o.progress.clone(),
     }
 }

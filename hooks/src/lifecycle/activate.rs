@@ -10,6 +10,7 @@ use crate::release::{Layout, switch};
 use super::builtins::{self, BuiltinContext};
 use super::events::{Builtin, EventRunner, StepFailure};
 use super::install;
+use super::progress::Progress;
 
 /// A complete release on disk with its appspec.
 pub struct Release {
@@ -71,15 +72,28 @@ impl Activation<'_, '_> {
 
     /// Switches `current` to `release` atomically.
     pub fn switch(&mut self, release: &Release) -> Result<(), StepFailure> {
-        switch::switch_current(self.layout, &release.id).map_err(|e| StepFailure {
+        let log = self.runner.log;
+        let started = std::time::Instant::now();
+        log.progress(Progress::StepStarted {
+            event: None,
+            step: "switch".to_owned(),
+        });
+        let result = switch::switch_current(self.layout, &release.id).map_err(|e| StepFailure {
             event: LifecycleEvent::Install,
             script: None,
             code: "BuiltinStepFailed",
             message: format!("cannot switch `current` to {}: {e}", release.id),
-        })?;
-        self.runner
-            .log
-            .line("switch", &format!("current -> releases/{}", release.id));
+        });
+        let detail = format!("current -> releases/{}", release.id);
+        log.progress(Progress::StepFinished {
+            event: None,
+            step: "switch".to_owned(),
+            duration: started.elapsed(),
+            error: result.as_ref().err().map(|f| f.message.clone()),
+            detail: result.is_ok().then(|| detail.clone()),
+        });
+        result?;
+        log.line("switch", &detail);
         Ok(())
     }
 

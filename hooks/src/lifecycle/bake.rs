@@ -10,6 +10,7 @@ use crate::appspec::LifecycleEvent;
 
 use super::activate::{Activation, Release};
 use super::events::StepFailure;
+use super::progress::Progress;
 
 /// How often a bake window looks whether a signal asked the deployment to stop.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -32,6 +33,33 @@ impl Activation<'_, '_> {
             ),
         );
         let started = Instant::now();
+        log.progress(Progress::StepStarted {
+            event: None,
+            step: "bake".to_owned(),
+        });
+        let result = self.bake_checks(release, window, interval, started);
+        log.progress(Progress::StepFinished {
+            event: None,
+            step: "bake".to_owned(),
+            duration: started.elapsed(),
+            error: result.as_ref().err().map(|f| f.message.clone()),
+            detail: result
+                .as_ref()
+                .ok()
+                .map(|checks| format!("{checks} checks")),
+        });
+        result.map(|_| ())
+    }
+
+    /// The checks of [`Self::bake`]; returns how many ran.
+    fn bake_checks(
+        &mut self,
+        release: &Release,
+        window: Duration,
+        interval: Duration,
+        started: Instant,
+    ) -> Result<usize, StepFailure> {
+        let log = self.runner.log;
         let end = started + window;
         let mut checks = 0;
         loop {
@@ -73,6 +101,6 @@ impl Activation<'_, '_> {
                 started.elapsed().as_secs_f64()
             ),
         );
-        Ok(())
+        Ok(checks)
     }
 }

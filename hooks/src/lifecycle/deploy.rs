@@ -18,6 +18,7 @@ use super::activate::{Activation, Release};
 use super::builtins::BuiltinContext;
 use super::events::{EventRunner, StepFailure};
 use super::log::DeploymentLog;
+use super::progress::{Progress, ProgressSink, RunKind};
 pub use super::recovery::{Explain, begin, begin_continuing};
 use super::script::Grace;
 use super::{install, preflight};
@@ -34,8 +35,10 @@ pub struct DeployOptions {
     pub wait: Duration,
     pub limits: bundle::Limits,
     pub grace: Grace,
-    /// Stream the log to stdout as well as the file.
+    /// Stream the log to stdout as well as the file (when `progress` is `None`).
     pub echo: bool,
+    /// Where progress events and log lines go instead of raw lines on stdout (a presenter).
+    pub progress: Option<std::sync::Arc<dyn ProgressSink>>,
 }
 
 /// How a deployment ended; [`Outcome::exit_code`] is the documented contract.
@@ -135,7 +138,7 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
         Err(outcome) => return outcome,
     };
     super::interrupt::arm();
-    let log = match DeploymentLog::open(&layout.log_file(&id), options.echo) {
+    let log = match open_log(&layout, &id, options.echo, options.progress.as_ref()) {
         Ok(log) => log,
         Err(e) => {
             return Outcome::Invalid {
@@ -178,6 +181,13 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
             layout.root().display()
         ),
     );
+    log.progress(Progress::Started {
+        id: id.clone(),
+        kind: RunKind::Deploy,
+        source: source.describe(),
+        target: None,
+        log: layout.log_file(&id).display().to_string(),
+    });
     let mut run = Run {
         layout: &layout,
         history: &history,
@@ -192,6 +202,20 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
     let outcome = run.execute(source, &mut lock);
     run.finish(&outcome);
     outcome
+}
+
+/// Opens the log of deployment `id`: streaming to `progress` when there is one, else raw
+/// lines to stdout when `echo`.
+pub fn open_log(
+    layout: &Layout,
+    id: &str,
+    echo: bool,
+    progress: Option<&std::sync::Arc<dyn ProgressSink>>,
+) -> std::io::Result<DeploymentLog> {
+    match progress {
+        Some(sink) => DeploymentLog::open_with(&layout.log_file(id), Some(sink.clone())),
+        None => DeploymentLog::open(&layout.log_file(id), echo),
+    }
 }
 
 /// A root inside a directory bundle would be copied into its own partial release, and again
@@ -294,7 +318,24 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn execute(&mut self, source: &dyn BundleSource, lock: &mut DeployLock) -> Outcome {
-        let new_spec = match self.prepare(source) {
+        let download = LifecycleEvent::DownloadBundle.name().to_owned();
+        self.log.progress(Progress::EventStarted {
+            event: download.clone(),
+            release: self.id.to_owned(),
+            scripts: 0,
+            builtin: true,
+        });
+        let started = std::time::Instant::now();
+        let prepared = self.prepare(source);
+        self.log.progress(Progress::EventFinished {
+            event: download,
+            duration: started.elapsed(),
+            error: prepared.as_ref().err().map(|refusal| match refusal {
+                Refusal::Invalid(e) | Refusal::Unavailable(e) => e.clone(),
+                Refusal::Interrupted => "stopped by a signal to hooks".to_owned(),
+            }),
+        });
+        let new_spec = match prepared {
             Ok(spec) => spec,
             Err(Refusal::Invalid(error)) => {
                 let _ = std::fs::remove_dir_all(self.layout.partial_dir(self.id));
@@ -580,15 +621,24 @@ impl Run<'_> {
                 "deploy",
                 "BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic skipped: no traffic switch configured (deploy.traffic)",
             );
+            self.skipped(
+                &[BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic],
+                "no traffic switch configured",
+            );
         }
         match previous {
-            _ if self.options.skip_application_stop => self
-                .log
-                .line("ApplicationStop", "skipped (--skip-application-stop)"),
-            None => self.log.line(
-                "ApplicationStop",
-                "skipped: no earlier successful deployment on this root",
-            ),
+            _ if self.options.skip_application_stop => {
+                self.log
+                    .line("ApplicationStop", "skipped (--skip-application-stop)");
+                self.skipped(&[ApplicationStop], "--skip-application-stop");
+            }
+            None => {
+                self.log.line(
+                    "ApplicationStop",
+                    "skipped: no earlier successful deployment on this root",
+                );
+                self.skipped(&[ApplicationStop], "no earlier successful deployment");
+            }
             Some(previous) => activation
                 .event(ApplicationStop, previous)
                 .map_err(|f| (f, true))?,
@@ -614,10 +664,21 @@ impl Run<'_> {
                 "deploy",
                 "BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic skipped: no traffic switch configured (deploy.traffic)",
             );
+            self.skipped(
+                &[BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic],
+                "no traffic switch configured",
+            );
         }
         // With traffic back on the new release, so the window watches it serving.
         activation.bake(new).map_err(|f| (f, true))?;
         Ok(())
+    }
+
+    fn skipped(&self, events: &[LifecycleEvent], reason: &str) {
+        self.log.progress(Progress::Skipped {
+            events: events.iter().map(|e| e.name().to_owned()).collect(),
+            reason: reason.to_owned(),
+        });
     }
 
     fn bail_out(
@@ -656,8 +717,18 @@ impl Run<'_> {
                     "rollback",
                     &format!("restoring the previous release {}", previous.id),
                 );
+                self.log.progress(Progress::RollbackStarted {
+                    to: Some(previous.id.clone()),
+                });
                 let stop_failed = started.then_some(new);
-                match activation.restore(previous, stop_failed) {
+                let restoring = std::time::Instant::now();
+                let restored = activation.restore(previous, stop_failed);
+                self.log.progress(Progress::RollbackFinished {
+                    restored: restored.is_ok().then(|| previous.id.clone()),
+                    duration: restoring.elapsed(),
+                    error: restored.as_ref().err().map(|e| format!("{}: {e}", e.code)),
+                });
+                match restored {
                     Ok(()) => {
                         self.log.line(
                             "rollback",
@@ -685,11 +756,18 @@ impl Run<'_> {
             },
             None => {
                 // A first deployment: nothing served before, so nothing should serve now.
+                self.log.progress(Progress::RollbackStarted { to: None });
+                let restoring = std::time::Instant::now();
                 if started {
                     activation.stop_best_effort(new);
                 }
                 let _ = switch::clear_current(self.layout);
                 install::remove_journaled(&install::live_journals(self.layout));
+                self.log.progress(Progress::RollbackFinished {
+                    restored: None,
+                    duration: restoring.elapsed(),
+                    error: None,
+                });
                 self.log.line(
                     "rollback",
                     "no earlier successful release to restore: `current` removed",

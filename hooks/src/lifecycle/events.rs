@@ -8,6 +8,7 @@ use crate::appspec::{AppSpec, LifecycleEvent};
 use crate::release::DeployLock;
 
 use super::log::DeploymentLog;
+use super::progress::Progress;
 use super::script::{self, Grace, ScriptContext};
 
 /// Why an event failed: which event, which script (none for a built-in step), and the message.
@@ -62,8 +63,19 @@ impl EventRunner<'_> {
                 if scripts.len() == 1 { "" } else { "s" }
             ),
         );
+        self.log.progress(Progress::EventStarted {
+            event: scope.to_owned(),
+            release: release.clone(),
+            scripts: scripts.len(),
+            builtin: builtin.is_some(),
+        });
         let _ = self.lock.set_event(scope);
         let result = self.run_steps(event, scripts, release_dir, builtin);
+        self.log.progress(Progress::EventFinished {
+            event: scope.to_owned(),
+            duration: started.elapsed(),
+            error: result.as_ref().err().map(|f| f.message.clone()),
+        });
         let elapsed = started.elapsed().as_secs_f64();
         match &result {
             Ok(()) => self
@@ -98,7 +110,21 @@ impl EventRunner<'_> {
             return Err(interrupted(None));
         }
         if let Some(step) = builtin {
-            step(self.log).map_err(|message| StepFailure {
+            let name = step_name(event);
+            let started = Instant::now();
+            self.log.progress(Progress::StepStarted {
+                event: Some(event.name().to_owned()),
+                step: name.to_owned(),
+            });
+            let result = step(self.log);
+            self.log.progress(Progress::StepFinished {
+                event: Some(event.name().to_owned()),
+                step: name.to_owned(),
+                duration: started.elapsed(),
+                error: result.as_ref().err().cloned(),
+                detail: None,
+            });
+            result.map_err(|message| StepFailure {
                 event,
                 script: None,
                 code: "BuiltinStepFailed",
@@ -122,6 +148,10 @@ impl EventRunner<'_> {
                         .unwrap_or_default()
                 ),
             );
+            self.log.progress(Progress::ScriptStarted {
+                event: event.name().to_owned(),
+                script: hook.location.clone(),
+            });
             let started = Instant::now();
             let lock = &mut *self.lock;
             let mut on_group = |pgid: Option<i32>| {
@@ -136,6 +166,12 @@ impl EventRunner<'_> {
                 on_group: &mut on_group,
             };
             let result = script::run(hook, &mut context);
+            self.log.progress(Progress::ScriptFinished {
+                event: event.name().to_owned(),
+                script: hook.location.clone(),
+                duration: started.elapsed(),
+                error: result.as_ref().err().map(ToString::to_string),
+            });
             let elapsed = started.elapsed().as_secs_f64();
             match result {
                 Ok(()) => self.log.line(
@@ -157,5 +193,16 @@ impl EventRunner<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The name presenters show for the built-in step of `event` (see [`super::builtins`]).
+pub fn step_name(event: LifecycleEvent) -> &'static str {
+    match event {
+        LifecycleEvent::Install => "install",
+        LifecycleEvent::AfterInstall => "migrate",
+        LifecycleEvent::ApplicationStart => "services",
+        LifecycleEvent::ValidateService => "health",
+        _ => "built-in",
     }
 }

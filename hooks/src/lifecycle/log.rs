@@ -1,11 +1,14 @@
 //! The deployment log: every line a script prints and every step `hooks` takes, timestamped and
-//! tagged, written in full to `logs/<id>.log` and streamed to the terminal. Nothing is cut
-//! (the CodeDeploy agent keeps only 2 KB of a script's output).
+//! tagged, written in full to `logs/<id>.log` and streamed to the terminal (raw, or through a
+//! [`ProgressSink`] that presents it). Nothing is cut (the CodeDeploy agent keeps only 2 KB of a
+//! script's output).
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use super::progress::{Progress, ProgressSink};
 
 /// A cheaply cloneable handle on one deployment's log; clones write to the same file.
 #[derive(Clone)]
@@ -17,6 +20,7 @@ struct Inner {
     file: Option<File>,
     path: Option<PathBuf>,
     echo: bool,
+    sink: Option<Arc<dyn ProgressSink>>,
     secrets: Vec<String>,
 }
 
@@ -33,6 +37,14 @@ impl DeploymentLog {
         Ok(Self::with(Some(file), Some(path.to_owned()), echo))
     }
 
+    /// Opens the log file at `path` as [`Self::open`] does, streaming to `sink` instead of raw
+    /// lines to stdout (`None`: the file only).
+    pub fn open_with(path: &Path, sink: Option<Arc<dyn ProgressSink>>) -> io::Result<Self> {
+        let log = Self::open(path, false)?;
+        log.lock().sink = sink;
+        Ok(log)
+    }
+
     /// A log that only streams to the terminal (used before a deployment id exists).
     pub fn terminal_only() -> Self {
         Self::with(None, None, true)
@@ -44,6 +56,7 @@ impl DeploymentLog {
                 file,
                 path,
                 echo,
+                sink: None,
                 secrets: Vec::new(),
             })),
         }
@@ -85,6 +98,42 @@ impl DeploymentLog {
             let _ = stdout.write_all(line.as_bytes());
             let _ = stdout.flush();
         }
+        // Outside the lock: a presenter may take its time drawing, and script output arrives
+        // on two threads at once.
+        let sink = inner.sink.clone();
+        drop(inner);
+        if let Some(sink) = sink {
+            sink.log_line(scope, &text, line.trim_end_matches('\n'));
+        }
+    }
+
+    /// Tells the presenter what happened (nothing goes to the file: its lines say the same).
+    /// Texts in the event are redacted like log lines.
+    pub fn progress(&self, event: Progress) {
+        let Some(sink) = self.lock().sink.clone() else {
+            return;
+        };
+        sink.progress(&self.redact_progress(event));
+    }
+
+    fn redact_progress(&self, mut event: Progress) -> Progress {
+        let inner = self.lock();
+        let redact = |text: &mut Option<String>| {
+            if let Some(text) = text {
+                *text = redact_with(&inner.secrets, text);
+            }
+        };
+        match &mut event {
+            Progress::EventFinished { error, .. }
+            | Progress::ScriptFinished { error, .. }
+            | Progress::RollbackFinished { error, .. } => redact(error),
+            Progress::StepFinished { error, detail, .. } => {
+                redact(error);
+                redact(detail);
+            }
+            _ => {}
+        }
+        event
     }
 
     /// Fsyncs the file, at event and script boundaries, so the log of a crash survives.

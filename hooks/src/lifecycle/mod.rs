@@ -17,6 +17,7 @@ pub mod interrupt;
 pub mod log;
 pub mod migration_guard;
 pub mod preflight;
+pub mod progress;
 pub mod recovery;
 pub mod rollback;
 pub mod run_hook;

@@ -9,9 +9,9 @@ use crate::release::{History, Layout};
 
 use super::activate::{Activation, load_release};
 use super::builtins::BuiltinContext;
-use super::deploy::{Outcome, begin, current_user, hooks_env, new_deployment_id};
+use super::deploy::{Outcome, begin, current_user, hooks_env, new_deployment_id, open_log};
 use super::events::EventRunner;
-use super::log::DeploymentLog;
+use super::progress::{Progress, ProgressSink, RunKind};
 use super::script::Grace;
 
 /// What the operator asked for.
@@ -21,10 +21,13 @@ pub struct RollbackOptions {
     pub to: Option<String>,
     pub wait: Duration,
     pub grace: Grace,
+    /// Stream the log to stdout as well as the file (when `progress` is `None`).
     pub echo: bool,
     /// Roll back even when the database has migrations the target does not know
     /// (`--ignore-migrations`); see [`super::migration_guard`].
     pub ignore_migrations: bool,
+    /// Where progress events and log lines go instead of raw lines on stdout (a presenter).
+    pub progress: Option<std::sync::Arc<dyn ProgressSink>>,
 }
 
 /// Re-activates a kept release. Exit codes as `hooks deploy`: 0 done; 1 the target did not come
@@ -78,7 +81,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
         }
         Ok(_) => None,
     };
-    let log = match DeploymentLog::open(&layout.log_file(&id), options.echo) {
+    let log = match open_log(&layout, &id, options.echo, options.progress.as_ref()) {
         Ok(log) => log,
         Err(e) => {
             return Outcome::Invalid {
@@ -112,6 +115,13 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     if let Some(note) = guard {
         log.line("rollback", &note);
     }
+    log.progress(Progress::Started {
+        id: id.clone(),
+        kind: RunKind::Rollback,
+        source: format!("releases/{}", target.id),
+        target: Some(target.id.clone()),
+        log: layout.log_file(&id).display().to_string(),
+    });
     let mut env = vec![("DEPLOYMENT_ID".to_owned(), id.clone())];
     env.extend(hooks_env(&layout));
     let record = lock.record();
@@ -174,6 +184,10 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                     reason: format!("rollback {id} to it failed: {text}"),
                 });
             }
+            let restoring = std::time::Instant::now();
+            log.progress(Progress::RollbackStarted {
+                to: replaced.as_ref().map(|r| r.id.clone()),
+            });
             let back = match &replaced {
                 Some(replaced) => {
                     log.line(
@@ -198,6 +212,11 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                         .map_err(|e| format!("cannot remove `current`: {e}"))
                 }
             };
+            log.progress(Progress::RollbackFinished {
+                restored: back.as_ref().ok().cloned().flatten(),
+                duration: restoring.elapsed(),
+                error: back.as_ref().err().cloned(),
+            });
             match back {
                 Ok(restored) => {
                     log.line(

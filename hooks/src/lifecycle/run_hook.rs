@@ -49,6 +49,10 @@ use super::script::Grace;
 /// the built-ins itself, so `hooks run-hook` must do nothing.
 pub const ENGINE_MARKER: &str = "HOOKS_ENGINE_PID";
 
+/// What `hooks run-hook` prints when it runs as a script of `hooks deploy` and so has nothing to
+/// do; presenters fold a script whose only output is this line into "nothing to do".
+pub const NOTHING_TO_DO_UNDER_ENGINE: &str = "hooks run-hook: running under `hooks deploy`, which runs the built-in steps itself; nothing to do";
+
 /// Where the agent keeps revisions.
 pub const DEFAULT_DEPLOYMENT_ROOT: &str = "/opt/codedeploy-agent/deployment-root";
 
