@@ -9,6 +9,7 @@
 
 mod containers;
 mod images;
+pub mod mounts;
 mod reconcile;
 pub mod replace;
 pub mod spec;
