@@ -326,13 +326,15 @@ enum ComposeCommand {
         #[arg(long)]
         remove_orphans: bool,
     },
-    /// Remove the project's containers and networks; named volumes only with --volumes.
+    /// Remove the project's containers and networks; named and anonymous volumes only with
+    /// --volumes.
     ///
     /// Example: hooks compose down -f docker-compose.yml
     Down {
         #[command(flatten)]
         project: ComposeProject,
-        /// Remove the project's named volumes too (their data is lost).
+        /// Remove the project's named volumes and its containers' anonymous volumes too (their
+        /// data is lost), like `docker compose down -v`.
         #[arg(long)]
         volumes: bool,
     },

@@ -517,8 +517,9 @@ struct Set {
     copy_all: bool,
 }
 
-/// The merge-rule fixtures, and `v2-classes`: the shell words, path cleaning and unused volume
-/// cases where hooks used to differ from Compose v2.
+/// The merge-rule fixtures, `v2-classes` (the shell words, path cleaning and unused volume
+/// cases where hooks used to differ from Compose v2) and `mounts` (anonymous and tmpfs volumes,
+/// the tmpfs key, configs from files, content and the environment).
 const FIXTURES: &[(&str, &[&str])] = &[
     ("merge", &["compose.yaml", "override.yaml"]),
     ("reset", &["compose.yaml", "override.yaml"]),
@@ -526,6 +527,7 @@ const FIXTURES: &[(&str, &[&str])] = &[
     ("interpolation", &["compose.yaml"]),
     ("paths", &["compose.yaml", "sub/override.yaml"]),
     ("profiles", &["compose.yaml"]),
+    ("mounts", &["compose.yaml", "override.yaml"]),
 ];
 
 /// The project's own stack: local development alone, and production merged over it. Only the

@@ -2,7 +2,8 @@
 //! builds it in seconds): `serve [FILE]` prints a line (and FILE's content, like an app that
 //! echoes its secret) and runs until SIGTERM; `args A…` prints its arguments in brackets and
 //! runs until SIGTERM; `http V` answers each connection on :8080 with `V`; `check FILE` exits 0
-//! when FILE exists; `ok` exits 0; `fail` prints why and exits 1.
+//! when FILE exists; `write FILE TEXT` writes TEXT to FILE and `cat FILE` prints FILE (both exit
+//! 1 with the reason when they cannot); `ok` exits 0; `fail` prints why and exits 1.
 
 use std::time::Duration;
 
@@ -63,6 +64,20 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Some("write") => {
+            let (file, text) = (&args[2], args.get(3).cloned().unwrap_or_default());
+            if let Err(e) = std::fs::write(file, text) {
+                println!("cannot write {file}: {e}");
+                std::process::exit(1);
+            }
+        }
+        Some("cat") => match std::fs::read_to_string(&args[2]) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                println!("cannot read {}: {e}", args[2]);
+                std::process::exit(1);
+            }
+        },
         Some("ok") => {}
         Some("fail") => {
             println!("database not reachable");

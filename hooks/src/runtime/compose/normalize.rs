@@ -9,6 +9,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::error::{ComposeError, KeyPath};
 use super::interpolate::key_name;
+use super::mounts;
 
 /// Normalises one service of one file in place.
 pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(), ComposeError> {
@@ -23,10 +24,12 @@ pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(),
             "depends_on" | "networks" => through_tag(value, names_to_map),
             "ports" => through_tag(value, |v| each(v, port_entries)),
             "volumes" => through_tag(value, |v| each(v, volume_entry)),
-            "secrets" | "configs" => through_tag(value, |v| each(v, file_object_entry)),
+            "secrets" => through_tag(value, |v| each(v, file_object_entry)),
+            "configs" => through_tag(value, |v| each(v, mounts::config_item)),
             "build" => through_tag(value, build),
             "command" | "entrypoint" => through_tag(value, shell_words),
-            "env_file" | "dns" | "dns_search" | "tmpfs" => through_tag(value, one_to_list),
+            "env_file" | "dns" | "dns_search" => through_tag(value, one_to_list),
+            "tmpfs" => through_tag(value, mounts::tmpfs_key),
             "extra_hosts" => through_tag(value, extra_hosts),
             "deploy" => through_tag(value, |deploy| match deploy.get_mut("labels") {
                 Some(labels) => through_tag(labels, |v| list_to_map(v, false)),
@@ -72,10 +75,10 @@ fn update_order(service: &Mapping, file: &Path, path: &KeyPath) -> Result<(), Co
 
 /// A normalisation failure: the list index (if an item is wrong), what is wrong, and what was
 /// expected.
-type Failure = (Option<usize>, String, String);
+pub(super) type Failure = (Option<usize>, String, String);
 
 /// An item's failure: what is wrong, and what was expected.
-type ItemFailure = (String, String);
+pub(super) type ItemFailure = (String, String);
 
 fn fail<T>(message: impl Into<String>, expected: impl Into<String>) -> Result<T, Failure> {
     Err((None, message.into(), expected.into()))
@@ -348,6 +351,7 @@ pub fn volume_entry(item: &Value) -> Result<Vec<Value>, ItemFailure> {
             if let Some(Value::String(target)) = map.get_mut("target") {
                 *target = clean_path(target);
             }
+            mounts::volume_item(&mut map)?;
             return Ok(vec![Value::Mapping(map)]);
         }
         Value::String(s) => s.as_str(),

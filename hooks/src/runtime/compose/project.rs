@@ -129,7 +129,7 @@ pub fn load(options: &LoadOptions) -> Result<Project, ComposeError> {
         };
         finish_service(service, &env, &working_dir, &merged, &at).map_err(relocate)?;
     }
-    drop_unused_volumes(&mut model);
+    super::mounts::drop_unused(&mut model);
     for section in ["networks", "volumes", "secrets", "configs"] {
         let entries = model.get_mut(section).and_then(Value::as_mapping_mut);
         for (key, entry) in entries.into_iter().flatten() {
@@ -156,27 +156,6 @@ pub fn load(options: &LoadOptions) -> Result<Project, ComposeError> {
         model,
         warnings,
     })
-}
-
-/// Removes top-level volumes no enabled service mounts, as the Compose tool does: `up` then
-/// creates no volume nobody uses, and `config` prints the same model.
-fn drop_unused_volumes(model: &mut Mapping) {
-    let used: BTreeSet<String> = model
-        .get("services")
-        .and_then(Value::as_mapping)
-        .into_iter()
-        .flatten()
-        .filter_map(|(_, service)| service.get("volumes")?.as_sequence())
-        .flatten()
-        .filter(|v| v.get("type").and_then(Value::as_str) == Some("volume"))
-        .filter_map(|v| v.get("source")?.as_str().map(str::to_owned))
-        .collect();
-    if let Some(Value::Mapping(volumes)) = model.get_mut("volumes") {
-        volumes.retain(|key, _| used.contains(&key_name(key)));
-        if volumes.is_empty() {
-            model.remove("volumes");
-        }
-    }
 }
 
 /// How errors about the merged model name their source: `a.yml+b.yml` (a value there may come

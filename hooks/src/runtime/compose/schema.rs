@@ -210,7 +210,8 @@ fn unknown(file: &Path, at: &KeyPath, name: &str, known: &[&str], what: &str) ->
 }
 
 /// Checks the merged model: every service has an image or a build, and everything a service
-/// names (`depends_on`, networks, named volumes, secrets, configs) is defined.
+/// names (`depends_on`, networks, named volumes, secrets, configs) is defined, and every
+/// top-level config has one source hooks can mount.
 /// `file` is the first file, against which merged-model errors are reported.
 pub fn check_references(model: &Mapping, file: &Path) -> Result<(), ComposeError> {
     let services = section(model, "services");
@@ -289,7 +290,7 @@ pub fn check_references(model: &Mapping, file: &Path) -> Result<(), ComposeError
             }
         }
     }
-    Ok(())
+    super::mounts::check_configs(model, file)
 }
 
 fn section(model: &Mapping, key: &str) -> Mapping {

@@ -345,3 +345,89 @@ mod v2_classes {
         assert_eq!(names, ["d2"]);
     }
 }
+
+mod mounts {
+    use super::{assert_case, load_error};
+
+    #[test]
+    fn anonymous_and_tmpfs_volumes_and_configs_merge_like_compose_v2() {
+        // Short `/data` and long volumes without a source stay anonymous, tmpfs sizes become
+        // bytes, the `tmpfs:` key a list, config modes octal text; an override replaces a
+        // volume and a config by target; a config nobody uses is dropped.
+        assert_case("mounts", &["compose.yaml", "override.yaml"], &[]);
+    }
+
+    fn service_error(body: &str) -> String {
+        let text = format!(
+            "services:\n  app:\n    image: busybox\n{body}configs:\n  c:\n    file: ./c.conf\n"
+        );
+        load_error(&[("compose.yaml", text.as_str())])
+    }
+
+    #[test]
+    fn a_bad_mount_names_the_file_line_column_and_item() {
+        let error = service_error(
+            "    volumes:\n      - type: tmpfs\n        target: /a\n        tmpfs: {size: lots}\n",
+        );
+        assert!(
+            error.starts_with(
+                "compose.yaml:5:9: services.app.volumes[0]: the tmpfs size \"lots\" is not a size"
+            ),
+            "{error}"
+        );
+        let error = service_error(
+            "    volumes:\n      - type: tmpfs\n        source: x\n        target: /a\n",
+        );
+        assert!(
+            error.contains("services.app.volumes[0]: a tmpfs mount has no source"),
+            "{error}"
+        );
+        let error = service_error("    volumes:\n      - type: weird\n        target: /a\n");
+        assert!(
+            error.contains(
+                "compose.yaml:5:9: services.app.volumes[0]: the mount type \"weird\" is unknown"
+            ),
+            "{error}"
+        );
+        let error = service_error("    volumes:\n      - type: volume\n");
+        assert!(error.contains("the mount has no target"), "{error}");
+        let error = service_error("    tmpfs: [run]\n");
+        assert!(
+            error.starts_with(
+                "compose.yaml:4:13: services.app.tmpfs[0]: run is not an absolute container path"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_bad_config_reference_or_definition_is_refused_with_its_key() {
+        let error = service_error("    configs:\n      - source: c\n        bogus: 1\n");
+        assert!(
+            error.starts_with("compose.yaml:5:9: services.app.configs[0]: unknown key `bogus`"),
+            "{error}"
+        );
+        let error = service_error("    configs:\n      - source: c\n        mode: rw\n");
+        assert!(error.contains("`mode` is not a file mode"), "{error}");
+        let error = service_error("    configs: [nope]\n");
+        assert!(error.contains("undefined config `nope`"), "{error}");
+        let error = load_error(&[(
+            "compose.yaml",
+            "services:\n  app:\n    image: busybox\n    configs: [c]\nconfigs:\n  c:\n    external: true\n",
+        )]);
+        assert!(
+            error.starts_with(
+                "compose.yaml:7:15: configs.c.external: external configs are not supported"
+            ),
+            "{error}"
+        );
+        let error = load_error(&[(
+            "compose.yaml",
+            "services:\n  app:\n    image: busybox\n    configs: [c]\nconfigs:\n  c:\n    file: ./a\n    content: b\n",
+        )]);
+        assert!(
+            error.starts_with("compose.yaml:7:5: configs.c: the config has both file and content"),
+            "{error}"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::EngineError;
+use super::mounts::{self, Inherited};
 use super::spec::ServiceSpec;
 
 /// The labels of the Compose tool, so `docker ps` and `docker compose ls/ps` see the project.
@@ -50,16 +51,19 @@ pub fn next_name(project: &str, service: &str) -> String {
 }
 
 /// Creates (not starts) the service's container and connects it to its other networks.
+/// `inherited`: the anonymous volumes of the container it replaces ([`mounts::inherited`]).
 pub async fn create(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
+    inherited: &Inherited,
 ) -> Result<String, EngineError> {
     create_named(
         docker,
         spec,
         labels,
         &container_name(&labels.project, &spec.name),
+        inherited,
     )
     .await
 }
@@ -72,6 +76,7 @@ pub async fn create_named(
     spec: &ServiceSpec,
     labels: &ProjectLabels,
     container: &str,
+    inherited: &Inherited,
 ) -> Result<String, EngineError> {
     let name = container_name(&labels.project, &spec.name);
     let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
@@ -103,12 +108,7 @@ pub async fn create_named(
             .get_or_insert_with(Vec::new)
             .push(binding);
     }
-    let mut binds = spec.binds.clone();
-    binds.extend(
-        spec.secrets
-            .iter()
-            .map(|s| format!("{}:{}:ro", s.file.display(), s.target)),
-    );
+    let binds = mounts::binds(spec);
     let restart_policy = spec.restart.as_deref().map(|r| {
         let (name, retries) = r.split_once(':').unwrap_or((r, ""));
         RestartPolicy {
@@ -150,6 +150,8 @@ pub async fn create_named(
         }),
         host_config: Some(HostConfig {
             binds: Some(binds),
+            mounts: Some(mounts::mounts(spec, inherited)),
+            tmpfs: Some(mounts::tmpfs(spec)).filter(|t| !t.is_empty()),
             port_bindings: Some(port_bindings),
             restart_policy,
             network_mode: first.clone(),
@@ -165,6 +167,7 @@ pub async fn create_named(
         .create_container(Some(options), body)
         .await
         .map_err(|e| EngineError::Engine(format!("creating container {name}: {e}")))?;
+    mounts::copy_configs(docker, &created.id, spec).await?;
     for network in spec.networks.iter().skip(1) {
         let request = NetworkConnectRequest {
             container: created.id.clone(),

@@ -5,10 +5,12 @@
 //! No compose CLI is needed on the server. Containers, networks and volumes are named and
 //! labelled like the Compose tool's, so `docker ps` and `docker compose ps` recognise them.
 //! Unlike the Compose tool (docker/compose#6543) the config hash covers the content digest of
-//! the service's secret files, so changing a secret recreates the service.
+//! the service's secret files, so changing a secret recreates the service; file configs are
+//! hashed the same way. Anonymous volumes, tmpfs mounts and configs: see [`mounts`].
 
 mod containers;
 mod images;
+pub mod mounts;
 mod output;
 mod reconcile;
 pub mod replace;

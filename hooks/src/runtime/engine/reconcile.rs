@@ -12,6 +12,7 @@ use bollard::query_parameters::{
 };
 
 use super::containers::{self, CONFIG_HASH, PROJECT, ProjectLabels, Ready, SERVICE};
+use super::mounts::{self, Inherited};
 use super::replace::{self, Order};
 use super::spec::{self, ServiceSpec};
 use super::{Engine, EngineError, UpOptions, UpReport, images};
@@ -231,8 +232,9 @@ async fn create_and_start(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
+    inherited: &Inherited,
 ) -> Result<String, EngineError> {
-    let id = containers::create(docker, spec, labels).await?;
+    let id = containers::create(docker, spec, labels, inherited).await?;
     start(docker, &id, &spec.name).await?;
     Ok(id)
 }
@@ -249,6 +251,7 @@ async fn up_async(
     for secret in spec::read_secrets(&mut specs)? {
         log.add_secret(&secret);
     }
+    mounts::read_configs(&mut specs)?;
     images::load_tarballs(docker, &options.images, log).await?;
     for spec in specs.iter_mut() {
         if spec.build.is_some()
@@ -304,6 +307,7 @@ async fn up_async(
             old => {
                 let one_off = readiness(&specs, &spec.name) == Ready::Completed;
                 let mut gap = None;
+                let mut inherited = Inherited::new();
                 if let Some(old) = old {
                     let order = replace::order(spec, one_off);
                     log.line(
@@ -357,6 +361,7 @@ async fn up_async(
                             }
                         }
                         Order::StopFirst(why) => {
+                            inherited = mounts::inherited(docker, &old.id, spec).await;
                             gap = Some(
                                 replace::stop_first(docker, spec, &old.id, why.as_deref(), log)
                                     .await?,
@@ -365,7 +370,7 @@ async fn up_async(
                     }
                 }
                 report.recreated.push(spec.name.clone());
-                let created = create_and_start(docker, spec, &labels).await;
+                let created = create_and_start(docker, spec, &labels, &inherited).await;
                 let id = match created {
                     Ok(id) => id,
                     Err(e) => {
@@ -520,10 +525,14 @@ async fn rollback(
             }
             continue;
         }
-        if let Some(container) = current.get(name)
-            && let Err(e) = containers::remove(docker, &container.id).await
-        {
-            failures.push(e.to_string());
+        let mut inherited = Inherited::new();
+        if let Some(container) = current.get(name) {
+            if let Some(spec) = previous_spec {
+                inherited = mounts::inherited(docker, &container.id, spec).await;
+            }
+            if let Err(e) = containers::remove(docker, &container.id).await {
+                failures.push(e.to_string());
+            }
         }
         let Some(spec) = previous_spec else {
             log.line(
@@ -539,7 +548,7 @@ async fn rollback(
                 short(spec.image_id.trim_start_matches("sha256:"))
             ),
         );
-        let outcome = create_and_start(docker, spec, labels).await;
+        let outcome = create_and_start(docker, spec, labels, &inherited).await;
         match outcome {
             Ok(id) => restored.push((name.clone(), id)),
             Err(e) => failures.push(e.to_string()),
@@ -575,7 +584,14 @@ async fn down_async(
     volumes: bool,
     log: &DeploymentLog,
 ) -> Result<(), EngineError> {
+    // Like `docker compose down -v`, --volumes also removes the containers' anonymous volumes
+    // (named explicitly: one a container took over from the one it replaced is no longer
+    // anonymous to the engine, which would keep it).
+    let mut anonymous = Vec::new();
     for (service, id) in all_containers(docker, project).await? {
+        if volumes {
+            anonymous.extend(mounts::anonymous_volumes_of(docker, &id).await);
+        }
         containers::remove(docker, &id).await?;
         log.line(
             SCOPE,
@@ -597,6 +613,18 @@ async fn down_async(
             .map_err(|e| EngineError::Engine(format!("removing network {name}: {e}")))?;
         log.line(SCOPE, &format!("network {name} removed"));
     }
+    anonymous.sort();
+    anonymous.dedup();
+    for name in anonymous {
+        docker
+            .remove_volume(
+                &name,
+                None::<bollard::query_parameters::RemoveVolumeOptions>,
+            )
+            .await
+            .map_err(|e| EngineError::Engine(format!("removing anonymous volume {name}: {e}")))?;
+        log.line(SCOPE, &format!("anonymous volume {} removed", short(&name)));
+    }
     if volumes {
         let list = docker
             .list_volumes(Some(
@@ -617,7 +645,10 @@ async fn down_async(
             log.line(SCOPE, &format!("volume {} removed", volume.name));
         }
     } else {
-        log.line(SCOPE, "named volumes kept (use --volumes to remove them)");
+        log.line(
+            SCOPE,
+            "named and anonymous volumes kept (use --volumes to remove them)",
+        );
     }
     Ok(())
 }

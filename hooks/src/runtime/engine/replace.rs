@@ -6,8 +6,8 @@
 //! service at once, so hooks uses stop-first instead, and says why in the log, when
 //! - the service publishes host ports (the new container could not bind them while the old one
 //!   holds them), even when the files ask for start-first;
-//! - it mounts a named volume read-write and the files do not ask for start-first (two
-//!   processes on one data directory, a database's for one, is what stop-first exists for);
+//! - it mounts a named or anonymous volume read-write and the files do not ask for start-first
+//!   (two processes on one data directory, a database's for one, is what stop-first exists for);
 //! - it is a one-off (a dependent waits for it to complete: there is nothing serving);
 //! - the files say `deploy.update_config.order: stop-first`.
 //!
@@ -31,6 +31,7 @@ use bollard::models::ContainerStateStatusEnum;
 
 use super::EngineError;
 use super::containers::{self, ProjectLabels, Ready};
+use super::mounts;
 use super::spec::ServiceSpec;
 use crate::lifecycle::log::DeploymentLog;
 
@@ -76,6 +77,14 @@ pub fn order(spec: &ServiceSpec, one_off: bool) -> Order {
             volume.split(':').next().unwrap_or_default()
         )));
     }
+    if asked != Some("start-first")
+        && let Some(volume) = spec.anonymous_volumes.iter().find(|v| !v.read_only)
+    {
+        return Order::StopFirst(Some(format!(
+            "it mounts an anonymous volume at {} read-write, which the new container takes over; set deploy.update_config.order: start-first to overlap anyway",
+            volume.target
+        )));
+    }
     Order::StartFirst
 }
 
@@ -100,7 +109,9 @@ pub async fn start_first(
     if docker.inspect_container(&next, None).await.is_ok() {
         containers::remove_after(docker, &next, 0).await?;
     }
-    let id = containers::create_named(docker, spec, labels, &next).await?;
+    // The new container takes over the old one's anonymous volumes (shared while both run).
+    let inherited = mounts::inherited(docker, old, spec).await;
+    let id = containers::create_named(docker, spec, labels, &next, &inherited).await?;
     let started = docker
         .start_container(
             &id,

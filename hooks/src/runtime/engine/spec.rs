@@ -13,6 +13,7 @@ use serde_yaml::{Mapping, Value};
 use sha2::{Digest, Sha256};
 
 use super::EngineError;
+use super::mounts::{self, AnonymousVolume, ConfigMount, TmpfsMount};
 use crate::runtime::compose::Project;
 
 /// A `build:` section: a directory sent to the engine as a tar context.
@@ -65,7 +66,7 @@ pub struct PortSpec {
 
 /// Everything `hooks` sets on a service's container; its hash is the container's config hash.
 /// Fields without their own comment are the compose keys of the same name, normalised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     pub name: String,
     /// The image reference as written (or `<project>-<service>` for a build without `image:`).
@@ -102,6 +103,19 @@ pub struct ServiceSpec {
     /// drain after SIGTERM; unset: 10 s, as with the Compose tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_s: Option<u64>,
+    /// Anonymous volumes, tmpfs mounts, the `tmpfs:` key (`PATH[:OPTIONS]`) and configs (see
+    /// [`super::mounts`]); each left out of the JSON when empty, so older specs hash the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_volumes: Vec<AnonymousVolume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs_mounts: Vec<TmpfsMount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ConfigMount>,
+    /// sha256 of each file config's content, by config name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_digests: BTreeMap<String, String>,
 }
 
 impl ServiceSpec {
@@ -132,14 +146,15 @@ pub fn services(project: &Project) -> Result<Vec<ServiceSpec>, EngineError> {
     let volumes = project.section("volumes");
     let networks = project.section("networks");
     let secrets = project.section("secrets");
+    let configs = project.section("configs");
     let mut specs = Vec::new();
     for name in project.service_names() {
         let service = project
             .service(&name)
             .ok_or_else(|| invalid(&name, "", "is not a mapping"))?;
-        specs.push(service_spec(
-            project, &name, service, &volumes, &networks, &secrets,
-        )?);
+        let mut spec = service_spec(project, &name, service, &volumes, &networks, &secrets)?;
+        mounts::configs(project, &mut spec, service, &configs)?;
+        specs.push(spec);
     }
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     for spec in &specs {
@@ -434,6 +449,10 @@ fn service_spec(
         });
     }
     let mut binds = Vec::new();
+    let mut extra = ServiceSpec {
+        name: name.to_owned(),
+        ..ServiceSpec::default()
+    };
     for (i, volume) in get(service, "volumes")
         .and_then(Value::as_sequence)
         .into_iter()
@@ -451,6 +470,9 @@ fn service_spec(
         let kind = get(v, "type")
             .and_then(text)
             .unwrap_or_else(|| "volume".into());
+        if mounts::volume_item(&mut extra, &kind, v, &target, read_only, &key)? {
+            continue;
+        }
         let source = match (kind.as_str(), get(v, "source").and_then(text)) {
             ("bind", Some(source)) => project.working_dir.join(source).display().to_string(),
             ("volume", Some(source)) => {
@@ -462,16 +484,7 @@ fn service_spec(
                     )
                 })?
             }
-            // Anonymous volumes and tmpfs are not supported yet: say so rather than drop them.
-            _ => {
-                return Err(invalid(
-                    name,
-                    &key,
-                    &format!(
-                        "type '{kind}' without a source is not supported; use a named volume or a bind mount"
-                    ),
-                ));
-            }
+            _ => return Err(invalid(name, &key, "source is missing")),
         };
         binds.push(format!(
             "{source}:{target}{}",
@@ -511,6 +524,13 @@ fn service_spec(
             .and_then(text),
         stop_grace_s: duration_ns(name, "stop_grace_period", get(service, "stop_grace_period"))?
             .map(|ns| (ns.max(0) as u64).div_ceil(1_000_000_000)),
+        tmpfs: get(service, "tmpfs")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(text)
+            .collect(),
+        ..extra
     })
 }
 

@@ -109,3 +109,66 @@ fn dependencies_start_first_and_cycles_are_refused() {
     let error = start_order(&spec::services(&project).unwrap()).unwrap_err();
     assert!(error.to_string().contains("dependency cycle"), "{error}");
 }
+
+#[test]
+fn anonymous_and_tmpfs_volumes_and_configs_become_mounts() {
+    let (dir, project) = load_yaml(
+        "services:\n  api:\n    image: busybox\n    volumes:\n      - /data\n      - {type: tmpfs, target: /scratch, tmpfs: {size: 1m, mode: 0700}}\n    tmpfs: [\"/run:size=64k\"]\n    configs:\n      - app\n      - {source: inline, target: etc/inline.conf, mode: 0440}\nconfigs:\n  app:\n    file: ./app.conf\n  inline:\n    content: \"x=1\\n\"\n",
+    );
+    std::fs::write(dir.path().join("app.conf"), "listen 80\n").unwrap();
+    let mut specs = spec::services(&project).unwrap();
+    let api = &specs[0];
+    assert_eq!(api.anonymous_volumes[0].target, "/data");
+    assert_eq!(api.tmpfs_mounts[0].size_bytes, Some(1 << 20));
+    assert_eq!(api.tmpfs_mounts[0].mode, Some(0o700));
+    assert_eq!(super::mounts::tmpfs(api)["/run"], "size=64k");
+    // The file config is bind-mounted read-only at /<name>; the inline one is copied in.
+    let binds = super::mounts::binds(api);
+    assert_eq!(
+        binds,
+        [format!("{}:/app:ro", dir.path().join("app.conf").display())]
+    );
+    assert_eq!(api.configs[1].target, "/etc/inline.conf");
+    assert_eq!(api.configs[1].mode, Some(0o440));
+    assert!(api.configs[1].copied() && !api.configs[0].copied());
+    let mounts = super::mounts::mounts(api, &Default::default());
+    assert_eq!(mounts.len(), 2);
+    assert_eq!(mounts[0].source, None, "an anonymous volume has no name");
+    // A changed config file changes the config hash (so the service is recreated).
+    super::mounts::read_configs(&mut specs).unwrap();
+    let before = specs[0].config_hash();
+    std::fs::write(dir.path().join("app.conf"), "listen 81\n").unwrap();
+    let mut again = spec::services(&project).unwrap();
+    super::mounts::read_configs(&mut again).unwrap();
+    assert_ne!(before, again[0].config_hash());
+    // A writable anonymous volume is replaced stop-first unless start-first is asked for.
+    assert!(matches!(
+        super::replace::order(&specs[0], false),
+        super::replace::Order::StopFirst(Some(why)) if why.contains("/data")
+    ));
+}
+
+#[test]
+fn a_missing_config_file_or_variable_is_named_before_any_change() {
+    let (_dir, project) = load_yaml(
+        "services:\n  api:\n    image: busybox\n    configs: [app, env]\nconfigs:\n  app:\n    file: ./missing.conf\n  env:\n    environment: HOOKS_TEST_SURELY_UNSET_VARIABLE\n",
+    );
+    let error = spec::services(&project).unwrap_err().to_string();
+    assert!(
+        error.contains("services.api.configs[1]")
+            && error.contains("HOOKS_TEST_SURELY_UNSET_VARIABLE"),
+        "{error}"
+    );
+    let (_dir, project) = load_yaml(
+        "services:\n  api:\n    image: busybox\n    configs: [app]\nconfigs:\n  app:\n    file: ./missing.conf\n",
+    );
+    let mut specs = spec::services(&project).unwrap();
+    let error = super::mounts::read_configs(&mut specs).unwrap_err();
+    assert_eq!(error.exit_code(), 3);
+    assert!(
+        error
+            .to_string()
+            .contains("services.api.configs: config 'app' file"),
+        "{error}"
+    );
+}
