@@ -10,6 +10,11 @@ or a status other than 200) of each pass, for the redeploys and for the failing 
 
     cargo build --release -p hooks
     bench/zero_downtime.py [--requests 10000] [--rate 200] [--prefix zd]
+                           [--passes deploy,up,v2] [--logs DIR]
+
+`--logs DIR` keeps, per pass, nginx's output (its error log says what failed: refused,
+timed out, no live upstreams), the failed requests with their times relative to each
+deployment, and the tools' own output.
 
 Needs a Docker engine, `scripts/stack-images` (base images and the static binaries; the base
 images it creates are removed afterwards), and Compose v2 from `scripts/compose-v2`. Never a
@@ -185,6 +190,7 @@ def images_labelled(name):
 
 def one_pass(tool, stack, args, hooks, compose_v2):
     """Deploys release 1, then 5 redeploys and the never-healthy release under load."""
+    phases = []  # (name, start, end, exit code, output)
 
     def deploy(rel):
         if tool == "hooks deploy":
@@ -195,6 +201,7 @@ def one_pass(tool, stack, args, hooks, compose_v2):
             cmd = [compose_v2, *stack.files(rel), "up", "-d", "--wait", "--wait-timeout", "30", "--build"]
         started = time.monotonic()
         out = sh(*cmd, env=stack.env, check=False)
+        phases.append((rel.name, started, time.monotonic(), out.returncode, out.stdout))
         return out.returncode, time.monotonic() - started, out.stdout
 
     code, took, log = deploy(stack.release(1))
@@ -225,6 +232,8 @@ def one_pass(tool, stack, args, hooks, compose_v2):
     failed = lambda rs: sum(1 for r in rs if not r[1])
     kinds = sorted({r[2] for r in results if not r[1]})
     versions = {r[2] for r in results[-50:] if r[1]}
+    if args.logs:
+        keep_logs(Path(args.logs) / tool.replace(" ", "-"), stack, results, phases)
     return {
         "requests": len(results),
         "failed_redeploys": failed(before),
@@ -239,13 +248,46 @@ def one_pass(tool, stack, args, hooks, compose_v2):
     }
 
 
+def keep_logs(out, stack, results, phases):
+    """nginx's output, the failures placed in the deployments' timeline, the tools' output."""
+    out.mkdir(parents=True, exist_ok=True)
+    proxy = sh("docker", "logs", f"{stack.name}-proxy-1", check=False)
+    (out / "nginx.log").write_text(proxy.stdout)
+    with open(out / "failures.txt", "w") as f:
+        for at, ok, detail in results:
+            if ok:
+                continue
+            where = "between deployments"
+            for name, start, end, _, _ in phases:
+                if start <= at <= end + 5:
+                    where = f"{name} +{at - start:.2f} s (it took {end - start:.2f} s)"
+            f.write(f"{detail}: {where}\n")
+    for name, start, end, code, output in phases:
+        (out / f"{name}.out").write_text(f"exit {code}, {end - start:.2f} s\n{output}")
+    logs = stack.dir / "root" / "logs"
+    if logs.is_dir():
+        for log in logs.iterdir():
+            shutil.copy(log, out / log.name)
+    errors = [line for line in proxy.stdout.splitlines() if "[error]" in line or "[warn]" in line]
+    print(f"   nginx: {len(errors)} error/warn lines (kept in {out})", flush=True)
+    for line in errors[:10]:
+        print(f"     {line[:300]}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--prefix", default="zd")
     parser.add_argument("--hooks", default=str(ROOT / "target/release/hooks"))
+    parser.add_argument("--passes", default="deploy,up,v2",
+                        help="which passes to run, comma-separated: deploy, up, v2")
+    parser.add_argument("--logs", help="keep each pass's logs under this directory")
     args = parser.parse_args()
+    passes = {"deploy": "hooks deploy", "up": "hooks compose up", "v2": "compose v2"}
+    wanted = args.passes.split(",")
+    if not wanted or any(p not in passes for p in wanted):
+        sys.exit(f"--passes: a comma-separated list of {', '.join(passes)}")
     if args.requests < 10000:
         sys.exit("--requests: at least 10000")
     compose_v2 = sh(ROOT / "scripts/compose-v2").stdout.strip().rsplit("=", 1)[-1]
@@ -256,7 +298,7 @@ def main():
     stacks = []
     try:
         rows = []
-        for i, tool in enumerate(["hooks deploy", "hooks compose up", "compose v2"]):
+        for i, tool in enumerate([passes[p] for p in wanted]):
             stack = Stack(work, f"{args.prefix}-{i}-{os.getpid()}", binaries)
             stacks.append(stack)
             print(f"== {tool} (project {stack.name}, nginx on 127.0.0.1:{stack.port})", flush=True)

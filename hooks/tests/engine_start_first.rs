@@ -1,5 +1,7 @@
 //! Start-first replacement on the real Docker engine, driven through the `hooks compose up`
-//! binary: the old container keeps serving while the new one is still unhealthy, a new
+//! binary: the old container keeps serving while the new one is still unhealthy, the service
+//! name resolves to the old container alone until the new one is healthy and then to the new
+//! one alone, a new
 //! container that never becomes healthy leaves the old one running (same id), and an unknown
 //! `deploy.update_config.order` is refused with its file:line:column before anything changes.
 
@@ -191,6 +193,177 @@ fn the_old_container_serves_until_the_new_one_is_healthy() {
         "the old container was removed"
     );
     assert_eq!(answer(&project, &now).as_deref(), Ok("v2"));
+}
+
+/// A container on the project's network that asks Docker's DNS (`helper resolve`); removed on
+/// drop, before the project's network goes.
+struct Probe<'a> {
+    project: &'a TestProject,
+    id: String,
+}
+
+impl<'a> Probe<'a> {
+    fn start(project: &'a TestProject) -> Probe<'a> {
+        use bollard::models::{ContainerCreateBody, HostConfig};
+        let docker = project.engine.docker();
+        let network = format!("{}_default", project.name);
+        let body = ContainerCreateBody {
+            image: Some(format!("{}-web:latest", project.name)),
+            cmd: Some(vec!["serve".into()]),
+            labels: Some([("test.project".to_owned(), project.name.clone())].into()),
+            host_config: Some(HostConfig {
+                network_mode: Some(network),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+            .name(&format!("{}-probe", project.name))
+            .build();
+        let id = project
+            .engine
+            .block_on(docker.create_container(Some(options), body))
+            .unwrap()
+            .id;
+        let probe = Probe { project, id };
+        project
+            .engine
+            .block_on(docker.start_container(
+                &probe.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            ))
+            .unwrap();
+        probe
+    }
+
+    /// The addresses Docker's DNS gives for `name`, sorted.
+    fn resolve(&self, name: &str) -> Vec<String> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use futures_util::StreamExt;
+        let docker = self.project.engine.docker();
+        let text = self.project.engine.block_on(async {
+            let exec = docker
+                .create_exec(
+                    &self.id,
+                    CreateExecOptions {
+                        cmd: Some(vec!["/helper", "resolve", name]),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let mut text = String::new();
+            if let StartExecResults::Attached { mut output, .. } =
+                docker.start_exec(&exec.id, None).await.unwrap()
+            {
+                while let Some(Ok(chunk)) = output.next().await {
+                    text.push_str(&chunk.to_string());
+                }
+            }
+            text
+        });
+        let text = text.trim();
+        assert!(
+            !text.contains("resolving"),
+            "the probe could not ask the DNS: {text}"
+        );
+        text.split_whitespace()
+            .filter(|a| *a != "none")
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .build();
+        let _ = self.project.engine.block_on(
+            self.project
+                .engine
+                .docker()
+                .remove_container(&self.id, Some(options)),
+        );
+    }
+}
+
+/// The container's address on the project's default network.
+fn address(project: &TestProject, id: &str) -> String {
+    let (_, inspect) = project.inspect(id);
+    inspect
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|n| n.get(&format!("{}_default", project.name)).cloned())
+        .and_then(|n| n.ip_address)
+        .expect("an address on the default network")
+}
+
+fn health(project: &TestProject, id: &str) -> String {
+    let (_, inspect) = project.inspect(id);
+    inspect
+        .state
+        .and_then(|s| s.health)
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_service_name_resolves_to_the_new_container_only_once_it_is_healthy() {
+    let (project, old) = setup("dnsswitch");
+    let probe = Probe::start(&project);
+    let old_address = address(&project, &old);
+    assert_eq!(probe.resolve("web"), vec![old_address.clone()]);
+    gate(&project, "gate-v2", false);
+    project.write(
+        "docker-compose.yml",
+        &compose_file(&project, "v2", "gate-v2", "start-first"),
+    );
+    let up = hooks_up(&project, 60)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let next = wait_for("the new container to run beside the old one", || {
+        let id = container_named(&project, ".next")?;
+        let (_, inspect) = project.inspect(&id);
+        (inspect.state?.running == Some(true)).then_some(id)
+    });
+    let next_address = address(&project, &next);
+    // Several health checks fail meanwhile (every 200 ms): the name stays the old one's.
+    for _ in 0..5 {
+        assert_eq!(health(&project, &next), "starting");
+        assert_eq!(
+            probe.resolve("web"),
+            vec![old_address.clone()],
+            "the unhealthy new container ({next_address}) is in the service's DNS"
+        );
+        assert_eq!(
+            probe.resolve(&format!("{}-web-1", project.name)),
+            vec![old_address.clone()]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(health(&project, &next), "starting", "still not healthy");
+    // It is on the network all along, under its own name only.
+    assert_eq!(
+        probe.resolve(&format!("{}-web-1.next", project.name)),
+        vec![next_address]
+    );
+    gate(&project, "gate-v2", true);
+    let out = finish(up);
+    assert!(out.status.success(), "second up: {}", text(&out));
+    let now = project.containers()["web"].clone();
+    assert_eq!(now, next, "the new container took over");
+    let new_address = address(&project, &now);
+    assert_eq!(probe.resolve("web"), vec![new_address.clone()]);
+    assert_eq!(
+        probe.resolve(&format!("{}-web-1", project.name)),
+        vec![new_address]
+    );
 }
 
 #[test]

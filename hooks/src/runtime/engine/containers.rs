@@ -50,33 +50,36 @@ pub fn next_name(project: &str, service: &str) -> String {
     format!("{}.next", container_name(project, service))
 }
 
-/// Creates (not starts) the service's container and connects it to its other networks.
-/// `inherited`: the anonymous volumes of the container it replaces ([`mounts::inherited`]).
+/// The network aliases of a service's container: the service name (what other services
+/// connect to) and its `<project>-<service>-1` name.
+pub fn aliases(project: &str, service: &str) -> Vec<String> {
+    vec![service.to_owned(), container_name(project, service)]
+}
+
+/// Creates (not starts) the service's container and connects it to its other networks, with
+/// the service's [`aliases`]. `inherited`: the anonymous volumes of the container it replaces
+/// ([`mounts::inherited`]).
 pub async fn create(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
     inherited: &Inherited,
 ) -> Result<String, EngineError> {
-    create_named(
-        docker,
-        spec,
-        labels,
-        &container_name(&labels.project, &spec.name),
-        inherited,
-    )
-    .await
+    let name = container_name(&labels.project, &spec.name);
+    create_named(docker, spec, labels, &name, inherited, true).await
 }
 
-/// [`create`] under another container name (a start-first replacement's [`next_name`]); the
-/// network aliases are the service and its final container name either way, so Docker's DNS
-/// answers both containers while they overlap.
+/// [`create`] under another container name (a start-first replacement's [`next_name`]).
+/// Without `in_dns` the container joins its networks without the service's [`aliases`], so
+/// Docker's DNS does not hand its address to the service's clients before it is ready; it is
+/// reachable only by its own container name until the aliases are added.
 pub async fn create_named(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
     container: &str,
     inherited: &Inherited,
+    in_dns: bool,
 ) -> Result<String, EngineError> {
     let name = container_name(&labels.project, &spec.name);
     let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
@@ -122,7 +125,7 @@ pub async fn create_named(
         }
     });
     let endpoint = || EndpointSettings {
-        aliases: Some(vec![spec.name.clone(), name.clone()]),
+        aliases: in_dns.then(|| aliases(&labels.project, &spec.name)),
         ..Default::default()
     };
     let first = spec.networks.first().cloned();

@@ -11,15 +11,20 @@
 //! - it is a one-off (a dependent waits for it to complete: there is nothing serving);
 //! - the files say `deploy.update_config.order: stop-first`.
 //!
-//! The new container joins the same networks with the same aliases (the service name and its
-//! `<project>-<service>-1` name), so Docker's DNS answers both while they overlap; a proxy that
-//! resolves per request (the project's nginx) spreads new connections over both. Once the new
-//! one is ready the old one gets its stop signal and `stop_grace_period` (default 10 s) to
-//! finish the requests it has: it stays attached to its networks meanwhile, because
-//! disconnecting it would cut the connections it is still answering; a server that closes its
-//! listener on SIGTERM refuses new connections at once, which a proxy retries on the new
-//! container. When it has exited it is removed (which also takes it out of DNS) and the new
-//! container is renamed `<project>-<service>-1`.
+//! The new container starts under its own name only (`<project>-<service>-1.next`, on the
+//! service's networks but without the service's aliases), so Docker's DNS keeps answering the
+//! service name with the old container alone while the new one is not ready: a proxy that
+//! resolves per request (the project's nginx) never sends a request to a container that is
+//! still starting, or to one that never becomes ready. Once it is ready it joins the service:
+//! the Engine API cannot change an endpoint's aliases, so it is disconnected from each network
+//! and connected again with them (nothing talks to it yet). Both containers are then in DNS;
+//! after [`DNS_SETTLE`], longer than any per-request resolver's cache holds an answer, every
+//! client's answer holds the new address, and only then the old one gets its stop signal and
+//! `stop_grace_period` (default 10 s) to finish the requests it has. It stays attached to its
+//! networks meanwhile, because disconnecting it would cut the connections it is still
+//! answering; a server that closes its listener on SIGTERM refuses new connections at once,
+//! which a proxy retries on the new container. When it has exited it is removed (which also
+//! takes it out of DNS) and the new container is renamed `<project>-<service>-1`.
 //!
 //! A new container that does not become ready within the deadline is removed and the old one
 //! is never touched.
@@ -27,7 +32,9 @@
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::models::ContainerStateStatusEnum;
+use bollard::models::{
+    ContainerStateStatusEnum, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
+};
 
 use super::EngineError;
 use super::containers::{self, ProjectLabels, Ready};
@@ -40,6 +47,12 @@ const SCOPE: &str = "compose";
 /// ready: long enough for a process that fails on start-up (bad config, unreachable database)
 /// to have exited, short enough not to slow a deployment down.
 pub const SETTLE: Duration = Duration::from_secs(1);
+/// How long the old and the new container are both in DNS before the old one gets its stop
+/// signal. A proxy resolving per request caches each answer: nginx's `resolver ... valid=1s`
+/// keeps one for up to 2 s (its clock has whole seconds), so an answer taken just before the
+/// new container joined may hold the old address alone until then; stopping the old one
+/// earlier would leave such a proxy with nothing that accepts.
+pub const DNS_SETTLE: Duration = Duration::from_millis(2500);
 /// Log lines shown when a new container fails its gate.
 const TAIL: usize = 20;
 
@@ -93,9 +106,10 @@ fn named_read_write(bind: &str) -> bool {
     !bind.starts_with('/') && !bind.ends_with(":ro")
 }
 
-/// Starts the new container beside `old` under its `.next` name and waits until it is ready;
-/// then drains and removes `old` and renames the new one. On failure the new container is
-/// removed, `old` is untouched, and the error carries the reason and the redacted log tail.
+/// Starts the new container beside `old` under its `.next` name, out of the service's DNS,
+/// and waits until it is ready; then gives it the service's aliases, waits [`DNS_SETTLE`],
+/// drains and removes `old` and renames the new one. On failure the new container is removed,
+/// `old` is untouched, and the error carries the reason and the redacted log tail.
 pub async fn start_first(
     docker: &Docker,
     spec: &ServiceSpec,
@@ -111,7 +125,7 @@ pub async fn start_first(
     }
     // The new container takes over the old one's anonymous volumes (shared while both run).
     let inherited = mounts::inherited(docker, old, spec).await;
-    let id = containers::create_named(docker, spec, labels, &next, &inherited).await?;
+    let id = containers::create_named(docker, spec, labels, &next, &inherited, false).await?;
     let started = docker
         .start_container(
             &id,
@@ -119,10 +133,14 @@ pub async fn start_first(
         )
         .await
         .map_err(|e| EngineError::Engine(format!("starting {}: {e}", spec.name)));
-    let ready = match started {
+    let mut ready = match started {
         Ok(()) => ready(docker, &id, spec.healthcheck.is_some(), deadline).await,
         Err(e) => Err(e.to_string()),
     };
+    if ready.is_ok() {
+        let aliases = containers::aliases(&labels.project, &spec.name);
+        ready = join_service(docker, &id, &spec.networks, &aliases).await;
+    }
     if let Err(reason) = ready {
         let tail = containers::log_tail(docker, &id, TAIL).await;
         let _ = containers::remove_after(docker, &id, 0).await;
@@ -136,13 +154,15 @@ pub async fn start_first(
     log.line(
         SCOPE,
         &format!(
-            "{}: new container {} ready beside {}; stopping the old one ({} s to drain)",
+            "{}: new container {} ready and in DNS beside {}; stopping the old one in {:.1} s ({} s to drain)",
             spec.name,
             short(&id),
             short(old),
+            DNS_SETTLE.as_secs_f64(),
             spec.stop_grace_s.unwrap_or(10)
         ),
     );
+    tokio::time::sleep(DNS_SETTLE).await;
     containers::remove_after(docker, old, spec.stop_grace_s.unwrap_or(10)).await?;
     containers::rename(
         docker,
@@ -174,6 +194,39 @@ pub async fn stop_first(
     }
     containers::remove_after(docker, old, spec.stop_grace_s.unwrap_or(10)).await?;
     Ok(gap)
+}
+
+/// Connects the ready container to each of its networks again, now with the service's
+/// aliases: the Engine API has no call that changes an endpoint's aliases. The container was
+/// reachable only by its own name, so no client loses a connection; its address may change.
+async fn join_service(
+    docker: &Docker,
+    id: &str,
+    networks: &[String],
+    aliases: &[String],
+) -> Result<(), String> {
+    for network in networks {
+        let disconnect = NetworkDisconnectRequest {
+            container: id.to_owned(),
+            force: Some(false),
+        };
+        docker
+            .disconnect_network(network, disconnect)
+            .await
+            .map_err(|e| format!("disconnecting it from {network} to add its aliases: {e}"))?;
+        let connect = NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        docker
+            .connect_network(network, connect)
+            .await
+            .map_err(|e| format!("connecting it to {network} with its aliases: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Ready for traffic: healthy when there is a healthcheck, else running for [`SETTLE`].
