@@ -3,7 +3,7 @@
 //! echoes its secret) and runs until SIGTERM; `args A…` prints its arguments in brackets and
 //! runs until SIGTERM; `http V` answers each connection on :8080 with `V`; `check FILE` exits 0
 //! when FILE exists; `write FILE TEXT` writes TEXT to FILE and `cat FILE` prints FILE (both exit
-//! 1 with the reason when they cannot); `ok` exits 0; `fail` prints why and exits 1.
+//! 1 with the reason when they cannot), `mode FILE` prints its octal mode and uid:gid; `ok` exits 0; `fail` prints why and exits 1.
 
 use std::time::Duration;
 
@@ -78,6 +78,16 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        Some("mode") => {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(&args[2]) {
+                Ok(m) => println!("{:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid()),
+                Err(e) => {
+                    println!("cannot stat {}: {e}", args[2]);
+                    std::process::exit(1);
+                }
+            }
+        }
         Some("ok") => {}
         Some("fail") => {
             println!("database not reachable");
