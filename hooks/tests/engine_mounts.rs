@@ -33,6 +33,11 @@ fn compose_file(name: &str) -> String {
       - source: inline
         target: /etc/inline/inline.conf
         mode: 0400
+      - source: app
+        target: /etc/owned.conf
+        uid: "1000"
+        gid: "33"
+        mode: 0440
 configs:
   app:
     file: ./app.conf
@@ -99,6 +104,16 @@ fn tmpfs_anonymous_volume_and_configs_in_the_container_and_a_changed_config_recr
 
     assert_eq!(cat(&first, "/etc/app.conf"), "version=1");
     assert_eq!(cat(&first, "/etc/inline/inline.conf"), "inline=1");
+    // Copied configs get their mode and owner (a bind mount could not change them).
+    assert_eq!(
+        exec(&first, &["mode", "/etc/inline/inline.conf"]).1.trim(),
+        "400 0:0"
+    );
+    assert_eq!(
+        exec(&first, &["mode", "/etc/owned.conf"]).1.trim(),
+        "440 1000:33"
+    );
+    assert_eq!(cat(&first, "/etc/owned.conf"), "version=1");
     let (ok, out) = exec(&first, &["write", "/etc/app.conf", "changed"]);
     assert!(!ok, "the file config is mounted read-only: {out}");
     write(&first, "/data/kept", "written before the recreate");
@@ -115,6 +130,13 @@ fn tmpfs_anonymous_volume_and_configs_in_the_container_and_a_changed_config_recr
     let (_, inspect) = project.inspect(&first);
     let host = inspect.host_config.unwrap();
     assert!(host.tmpfs.unwrap().contains_key("/run/t"), "the tmpfs key");
+    let scratch = host
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.target.as_deref() == Some("/scratch"));
+    let size = scratch.and_then(|m| m.tmpfs_options?.size_bytes);
+    assert_eq!(size, Some(1 << 20), "tmpfs size 1m");
 
     let again = project.up(DEADLINE).expect("second up");
     assert!(again.recreated.is_empty(), "nothing changed: {again:?}");
@@ -130,6 +152,7 @@ fn tmpfs_anonymous_volume_and_configs_in_the_container_and_a_changed_config_recr
     let second = project.containers()["app"].clone();
     assert_ne!(second, first);
     assert_eq!(cat(&second, "/etc/app.conf"), "version=2");
+    assert_eq!(cat(&second, "/etc/owned.conf"), "version=2");
     assert_eq!(
         cat(&second, "/data/kept"),
         "written before the recreate",

@@ -3,9 +3,9 @@
 //! echoes its secret) and runs until SIGTERM; `args A…` prints its arguments in brackets and
 //! runs until SIGTERM; `http V` answers each connection on :8080 with `V`; `check FILE` exits 0
 //! when FILE exists; `write FILE TEXT` writes TEXT to FILE and `cat FILE` prints FILE (both exit
-//! 1 with the reason when they cannot); `resolve NAME` prints the IPv4 addresses the container's
-//! DNS server gives for NAME (sorted, space-separated; `none` when there are none); `ok` exits
-//! 0; `fail` prints why and exits 1.
+//! 1 with the reason when they cannot); `mode FILE` prints its octal mode and uid:gid; `resolve
+//! NAME` prints the IPv4 addresses the container's DNS server gives for NAME (sorted,
+//! space-separated; `none` when there are none); `ok` exits 0; `fail` prints why and exits 1.
 
 use std::time::Duration;
 
@@ -92,6 +92,16 @@ fn main() {
                 Ok(_) => println!("none"),
                 Err(e) => {
                     eprintln!("resolving {name}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some("mode") => {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(&args[2]) {
+                Ok(m) => println!("{:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid()),
+                Err(e) => {
+                    println!("cannot stat {}: {e}", args[2]);
                     std::process::exit(1);
                 }
             }

@@ -187,6 +187,29 @@ pub fn configs(
     Ok(())
 }
 
+/// Reads every secret file of `specs` before anything changes: fills the digests and returns
+/// the contents (to register with the log's redaction). A missing or unreadable file is an
+/// error naming the service, the secret and the path, never the content.
+pub fn read_secrets(specs: &mut [ServiceSpec]) -> Result<Vec<String>, EngineError> {
+    let mut contents = Vec::new();
+    for spec in specs.iter_mut() {
+        for secret in &spec.secrets {
+            let bytes = std::fs::read(&secret.file).map_err(|e| {
+                EngineError::Invalid(format!(
+                    "services.{}.secrets: secret '{}' file {}: {e}; create the file (mode 0600) or fix `file:`",
+                    spec.name,
+                    secret.name,
+                    secret.file.display()
+                ))
+            })?;
+            spec.secret_digests
+                .insert(secret.name.clone(), hex(&Sha256::digest(&bytes)));
+            contents.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    Ok(contents)
+}
+
 /// Reads every file config of `specs` before anything changes and fills the digests (inline
 /// and environment configs are hashed with the spec, which holds their text). A missing file
 /// is an error naming the service, the config and the path.

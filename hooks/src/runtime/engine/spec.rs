@@ -565,28 +565,7 @@ pub fn is_external(section: &Mapping, key: &str) -> bool {
         .is_some_and(|e| e.as_bool() == Some(true) || e.is_mapping())
 }
 
-/// Reads every secret file of `specs` before anything changes: fills the digests and returns
-/// the contents (to register with the log's redaction). A missing or unreadable file is an
-/// error naming the service, the secret and the path, never the content.
-pub fn read_secrets(specs: &mut [ServiceSpec]) -> Result<Vec<String>, EngineError> {
-    let mut contents = Vec::new();
-    for spec in specs.iter_mut() {
-        for secret in &spec.secrets {
-            let bytes = std::fs::read(&secret.file).map_err(|e| {
-                EngineError::Invalid(format!(
-                    "services.{}.secrets: secret '{}' file {}: {e}; create the file (mode 0600) or fix `file:`",
-                    spec.name,
-                    secret.name,
-                    secret.file.display()
-                ))
-            })?;
-            spec.secret_digests
-                .insert(secret.name.clone(), hex(&Sha256::digest(&bytes)));
-            contents.push(String::from_utf8_lossy(&bytes).into_owned());
-        }
-    }
-    Ok(contents)
-}
+pub use super::mounts::read_secrets;
 
 /// The services in start order (dependencies first); a cycle is an error.
 pub fn start_order(specs: &[ServiceSpec]) -> Result<Vec<usize>, EngineError> {
