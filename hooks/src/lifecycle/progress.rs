@@ -12,7 +12,9 @@ use std::time::Duration;
 /// Whether a deployment or a `hooks rollback` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunKind {
+    /// `hooks deploy`.
     Deploy,
+    /// `hooks rollback`.
     Rollback,
 }
 

@@ -46,7 +46,9 @@ impl ColorChoice {
 /// Which standard stream human output goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// Progress without `--json`.
     Stdout,
+    /// Progress with `--json` (stdout carries the JSON lines).
     Stderr,
 }
 
