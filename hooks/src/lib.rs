@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod db;
 pub mod health;
 pub mod lifecycle;
+pub mod notify;
 pub mod plan;
 pub mod publish;
 pub mod release;
