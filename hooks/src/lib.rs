@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod db;
 pub mod health;
 pub mod lifecycle;
+pub mod notify;
 pub mod plan;
 pub mod presenter;
 pub mod publish;

@@ -248,8 +248,11 @@ enum HistoryCommand {
     ///
     /// Example: hooks history diff previous current --root /srv/app
     Diff {
+        /// The first deployment: an id, `current` or `previous`.
         a: String,
+        /// The second deployment, compared with the first.
         b: String,
+        /// Print the whole comparison as JSON (fields in the README, "Release ledger").
         #[arg(long)]
         json: bool,
     },

@@ -97,6 +97,28 @@ fn a_release_whose_service_never_becomes_healthy_is_rolled_back_with_exit_1() {
         assert_eq!(mode(&path), 0o640, "{}", path.display());
         assert!(!std::fs::read_to_string(&path).unwrap().contains(SECRET));
     }
+    // The release ledger in the history: the service's image id and config hash, the secret
+    // as a digest only.
+    let history = std::fs::read_to_string(root.join("history")).unwrap();
+    assert!(!history.contains(SECRET), "the history holds the secret");
+    let listed = Command::new(env!("CARGO_BIN_EXE_hooks"))
+        .args(["history", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ledger = &listed[0]["ledger"];
+    let service = &ledger["compose"]["services"][0];
+    assert_eq!(service["name"], "api", "{ledger}");
+    let (_, running) = project.inspect(&first["api"]);
+    assert_eq!(service["image_id"].as_str(), running.image.as_deref());
+    assert_eq!(service["config_hash"].as_str().map(str::len), Some(64));
+    use sha2::Digest;
+    assert_eq!(
+        ledger["secrets"]["compose secret token"].as_str(),
+        Some(hex::encode(sha2::Sha256::digest(SECRET)).as_str()),
+        "{ledger}"
+    );
 
     let v1_id = serving(&root);
     assert_status_names_release(&root, &project, &v1_id);

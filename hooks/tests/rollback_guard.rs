@@ -1,7 +1,8 @@
 //! The migration guard of `hooks rollback`, through the real `hooks` and `migrator` binaries
-//! on SQLite files: a rollback to a release that does not know a migration in the database is
+//! on SQLite files and on PostgreSQL (HOOKS_TEST_PG_URL, as in deploy_migrate.rs): a rollback to a release that does not know a migration in the database is
 //! refused with exit 3 and changes nothing; `--ignore-migrations`, migrations marked
-//! `-- hooks: compatible`, or restoring the named backup let it through.
+//! `-- hooks: compatible`, or restoring the named backup let it through. Also `hooks history
+//! diff`, which reads the same ledger.
 
 mod common;
 
@@ -307,4 +308,53 @@ fn history_diff_shows_what_changed_between_two_releases_without_secret_values() 
         );
     }
     env.hooks(&["history", "diff", &v1, "d-no-such"]).expect(3);
+}
+
+/// A fresh PostgreSQL database on the cluster of `scripts/pg-cluster` (HOOKS_TEST_PG_URL).
+fn pg_database(name: &str) -> String {
+    let admin = std::env::var("HOOKS_TEST_PG_URL").expect(
+        "HOOKS_TEST_PG_URL is not set: run scripts/test, or eval \"$(scripts/pg-cluster start DIR)\" first",
+    );
+    let database = format!("hooks_guard_{name}_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {database}"),
+        format!("CREATE DATABASE {database}"),
+    ] {
+        let status = Command::new("psql")
+            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &sql])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{database}")
+}
+
+#[test]
+fn on_postgres_the_guard_refuses_names_the_pgdump_and_the_flag_overrides() {
+    let env = Env::new();
+    let url = pg_database("refuse");
+    let url_file = env.path("database_url");
+    std::fs::write(&url_file, &url).unwrap();
+    std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.deploy(&bundle(&env, "v1", &[ITEMS], &url_file), &[])
+        .expect(0);
+    let v1 = env.last_id();
+    env.deploy(&bundle(&env, "v2", &[ITEMS, RENAME], &url_file), &[])
+        .expect(0);
+    let v2 = env.last_id();
+    let run = env.hooks(&["rollback"]);
+    run.expect(3);
+    assert!(run.stderr().contains("2 rename body"), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains(&format!("hooks restore {v2}.pgdump --yes")),
+        "{}",
+        run.stderr()
+    );
+    let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
+    assert!(!run.stderr().contains(password), "{}", run.stderr());
+    assert_eq!(env.current(), Some(v2));
+    env.hooks(&["rollback", "--ignore-migrations"]).expect(0);
+    assert_eq!(env.current(), Some(v1));
 }

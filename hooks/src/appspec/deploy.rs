@@ -15,8 +15,10 @@ use crate::yaml::{Node, Resolved};
 
 mod compose;
 mod logs;
+mod notify;
 use compose::compose;
 use logs::logs;
+use notify::notify;
 use std::time::Duration;
 
 /// Reads one sub-key of `deploy:` into the config. Arguments: findings, the value, its key path.
@@ -32,6 +34,7 @@ const SECTIONS: &[(&str, Reader)] = &[
     ("compose", compose),
     ("bake", bake),
     ("bake_interval", bake_interval),
+    ("notify", notify),
 ];
 
 /// Reads `deploy:`; absent or empty means the defaults.
@@ -41,7 +44,7 @@ pub(crate) fn deploy(d: &mut Diag, node: &Node) -> DeployConfig {
         return config;
     }
     let Some(entries) = node.as_map() else {
-        d.error(node.pos, "deploy", format!("got {}; expected a mapping (keep_releases, shared, traffic, migrate, services, compose, bake, bake_interval); write `deploy:` then indented keys", node.describe()));
+        d.error(node.pos, "deploy", format!("got {}; expected a mapping (keep_releases, shared, traffic, migrate, services, compose, bake, bake_interval, notify); write `deploy:` then indented keys", node.describe()));
         return config;
     };
     let names: Vec<&str> = SECTIONS.iter().map(|(name, _)| *name).collect();

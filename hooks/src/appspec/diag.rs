@@ -37,6 +37,11 @@ impl<'a> Diag<'a> {
         self.errors.push((pos, line));
     }
 
+    /// `FILE:LINE:COLUMN` of `pos`, for checks made later on the server (a missing file).
+    pub(crate) fn place(&self, pos: Pos) -> String {
+        format!("{}:{}:{}", self.file.display(), pos.line, pos.column)
+    }
+
     /// Records a warning: the agent would accept this, but it is probably a mistake.
     pub(crate) fn warn(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
         self.warnings.push(Warning {

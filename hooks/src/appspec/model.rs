@@ -178,6 +178,31 @@ pub enum SharedKind {
     Directory,
 }
 
+/// `deploy.notify`: deployment events POSTed as signed JSON (see [`crate::notify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// `http://` URLs, each sent every event.
+    pub urls: Vec<String>,
+    /// File holding the HMAC-SHA256 key: absolute, or relative to `<root>/shared/`.
+    pub key_file: std::path::PathBuf,
+    /// `FILE:LINE:COLUMN` of `key_file` in the appspec, for the message when it is missing.
+    pub key_file_at: String,
+    /// Longest wait at the end of a deployment for notifications still being delivered
+    /// (`wait`, default 5 s); what is left then is dropped, never failing the deployment.
+    pub wait: Duration,
+}
+
+impl NotifyConfig {
+    /// The key file's path on this server.
+    pub fn key_path(&self, shared_dir: &std::path::Path) -> std::path::PathBuf {
+        if self.key_file.is_absolute() {
+            self.key_file.clone()
+        } else {
+            shared_dir.join(&self.key_file)
+        }
+    }
+}
+
 /// The built-in migration step (`deploy.migrate`), run in AfterInstall before user scripts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrateConfig {
@@ -325,6 +350,8 @@ pub struct DeployConfig {
     pub bake: Option<Duration>,
     /// How often the bake window checks (`deploy.bake_interval`, default 5 s).
     pub bake_interval: Duration,
+    /// Signed JSON notifications of the deployment's events (`deploy.notify`).
+    pub notify: Option<NotifyConfig>,
 }
 
 impl Default for DeployConfig {
@@ -338,6 +365,7 @@ impl Default for DeployConfig {
             compose: None,
             bake: None,
             bake_interval: Duration::from_secs(5),
+            notify: None,
         }
     }
 }

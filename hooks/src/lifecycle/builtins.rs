@@ -174,7 +174,11 @@ pub fn for_event<'a>(
                     let state_dir = context.layout.root().join("compose");
                     let project =
                         crate::runtime::engine::deploy_step(config, &release.dir, &state_dir, log)?;
-                    context.record_compose(&state_dir, &project, log);
+                    // Only for the deployment's own release: a restore of the previous one
+                    // is not what this deployment shipped.
+                    if release.id == context.deployment_id {
+                        context.record_compose(&state_dir, &project, log);
+                    }
                 }
                 if release.spec.deploy.services.is_empty() {
                     return Ok(());

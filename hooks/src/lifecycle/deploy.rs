@@ -198,6 +198,7 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
         failure: std::cell::RefCell::new(None),
         record: lock.record(),
         stop_interrupted: super::recovery::started_release(&layout, &lock),
+        notifier: std::cell::RefCell::new(None),
     };
     let outcome = run.execute(source, &mut lock);
     run.finish(&outcome);
@@ -314,6 +315,8 @@ struct Run<'a> {
     record: crate::release::lock::HolderRecord,
     /// An interrupted deployment that may have started its service: stopped first.
     stop_interrupted: Option<String>,
+    /// `deploy.notify` of the new release, once its appspec is read.
+    notifier: std::cell::RefCell<Option<crate::notify::Notifier>>,
 }
 
 impl Run<'_> {
@@ -386,6 +389,12 @@ impl Run<'_> {
             dir: self.layout.release_dir(self.id),
             spec: new_spec,
         };
+        if let Some(config) = &new.spec.deploy.notify {
+            let notifier =
+                crate::notify::Notifier::start(config, &self.layout.shared_dir(), self.log);
+            *self.notifier.borrow_mut() = notifier;
+            self.notify("started", None, None);
+        }
         let previous = self.previous_release();
         let mut env = vec![
             ("DEPLOYMENT_ID".to_owned(), self.id.to_owned()),
@@ -781,6 +790,45 @@ impl Run<'_> {
         }
     }
 
+    /// Queues a `deploy.notify` event about this deployment, if notifications are on.
+    fn notify(&self, event: &'static str, outcome: Option<&Outcome>, previous: Option<String>) {
+        if let Some(notifier) = &*self.notifier.borrow() {
+            let mut e = crate::notify::Event::new(event, "deploy", self.id, self.id);
+            e.application = self.options.application.clone();
+            e.group = self.options.group.clone();
+            e.previous = previous;
+            e.exit_code = outcome.map(Outcome::exit_code);
+            e.error = match outcome {
+                Some(Outcome::Failed { failure, .. } | Outcome::NotRestored { failure, .. }) => {
+                    Some(self.log.redact(failure))
+                }
+                Some(Outcome::Invalid { error, .. }) => Some(self.log.redact(error)),
+                _ => None,
+            };
+            notifier.send(e);
+        }
+    }
+
+    /// The final `deploy.notify` events (`succeeded`; `failed`, then `rolled_back` when the
+    /// previous release serves again), then the bounded wait for their delivery.
+    fn notify_end(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Deployed { .. } => self.notify("succeeded", Some(outcome), None),
+            Outcome::Failed {
+                restored: Some(restored),
+                ..
+            } => {
+                self.notify("failed", Some(outcome), None);
+                self.notify("rolled_back", Some(outcome), Some(restored.clone()));
+            }
+            _ => self.notify("failed", Some(outcome), None),
+        }
+        if let Some(notifier) = self.notifier.borrow_mut().take() {
+            notifier.finish();
+            self.log.sync();
+        }
+    }
+
     /// Writes the history record and the log's last lines.
     fn finish(&self, outcome: &Outcome) {
         let (result, failure, restored) = match outcome {
@@ -839,5 +887,6 @@ impl Run<'_> {
             ),
         );
         self.log.sync();
+        self.notify_end(outcome);
     }
 }

@@ -48,6 +48,14 @@ pub fn check(spec: &AppSpec, release_dir: &Path, shared_dir: &Path) -> Result<()
     if let Err(error) = install::check_shared(&spec.deploy.shared, release_dir, shared_dir) {
         problems.push(error.to_string());
     }
+    if let Some(notify) = &spec.deploy.notify
+        && let Err(error) = crate::notify::read_key(notify, shared_dir)
+    {
+        problems.push(
+            format!("{}: deploy.notify.key_file: {error}", notify.key_file_at)
+                .replace(&release_dir.display().to_string(), "<bundle>"),
+        );
+    }
     if problems.is_empty() {
         Ok(())
     } else {

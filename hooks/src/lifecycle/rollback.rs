@@ -122,6 +122,22 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
         target: Some(target.id.clone()),
         log: layout.log_file(&id).display().to_string(),
     });
+    let notifier = target
+        .spec
+        .deploy
+        .notify
+        .as_ref()
+        .and_then(|c| crate::notify::Notifier::start(c, &layout.shared_dir(), &log));
+    let notify = |event: &'static str, error: Option<String>, code: Option<i32>| {
+        if let Some(notifier) = &notifier {
+            let mut e = crate::notify::Event::new(event, "rollback", &id, &target.id);
+            e.previous = current.clone();
+            e.error = error.map(|t| log.redact(&t));
+            e.exit_code = code;
+            notifier.send(e);
+        }
+    };
+    notify("started", None, None);
     let mut env = vec![("DEPLOYMENT_ID".to_owned(), id.clone())];
     env.extend(hooks_env(&layout));
     let record = lock.record();
@@ -269,6 +285,22 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
         &format!("rollback {id} finished: {}", result_kind.as_str()),
     );
     log.sync();
+    let failure = match &outcome {
+        Outcome::Failed { failure, .. } | Outcome::NotRestored { failure, .. } => {
+            Some(failure.clone())
+        }
+        _ => None,
+    };
+    let event = if failure.is_none() {
+        "rolled_back"
+    } else {
+        "failed"
+    };
+    notify(event, failure, Some(outcome.exit_code()));
+    if let Some(notifier) = notifier {
+        notifier.finish();
+        log.sync();
+    }
     outcome
 }
 
