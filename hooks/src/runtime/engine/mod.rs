@@ -11,6 +11,8 @@ mod containers;
 mod images;
 mod reconcile;
 pub mod replace;
+mod replicas;
+mod rollback;
 pub mod spec;
 
 use std::path::PathBuf;

@@ -102,6 +102,11 @@ pub struct ServiceSpec {
     /// drain after SIGTERM; unset: 10 s, as with the Compose tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_s: Option<u64>,
+    /// `deploy.replicas`: how many containers run the service (see [`super::replicas`]);
+    /// unset: one. Not part of the config hash: scaling adds or removes containers and
+    /// recreates none of the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 impl ServiceSpec {
@@ -115,6 +120,7 @@ impl ServiceSpec {
     pub fn config_hash(&self) -> String {
         let hashed = ServiceSpec {
             build: None,
+            replicas: None,
             ..self.clone()
         };
         let json = serde_json::to_vec(&hashed).expect("a spec always serialises");
@@ -140,6 +146,9 @@ pub fn services(project: &Project) -> Result<Vec<ServiceSpec>, EngineError> {
         specs.push(service_spec(
             project, &name, service, &volumes, &networks, &secrets,
         )?);
+    }
+    for spec in &specs {
+        super::replicas::check_ports(project, spec)?;
     }
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     for spec in &specs {
@@ -511,6 +520,7 @@ fn service_spec(
             .and_then(text),
         stop_grace_s: duration_ns(name, "stop_grace_period", get(service, "stop_grace_period"))?
             .map(|ns| (ns.max(0) as u64).div_ceil(1_000_000_000)),
+        replicas: super::replicas::parse(project, name, service)?,
     })
 }
 
