@@ -39,34 +39,43 @@ pub struct ProjectLabels {
     pub working_dir: String,
 }
 
-/// `<project>-<service>-1`, the Compose tool's container name.
+/// The label holding a container's replica number (1 to `deploy.replicas`).
+pub const NUMBER: &str = "com.docker.compose.container-number";
+
+/// `<project>-<service>-1`, the Compose tool's name of a service's first (or only) container.
 pub fn container_name(project: &str, service: &str) -> String {
-    format!("{project}-{service}-1")
+    replica_name(project, service, 1)
+}
+
+/// `<project>-<service>-<number>`, the Compose tool's name of one replica's container.
+pub fn replica_name(project: &str, service: &str, number: u32) -> String {
+    format!("{project}-{service}-{number}")
 }
 
 /// The name a start-first replacement runs under beside the old container, until the old one
-/// is gone and it is renamed to [`container_name`].
-pub fn next_name(project: &str, service: &str) -> String {
-    format!("{}.next", container_name(project, service))
+/// is gone and it is renamed to [`replica_name`].
+pub fn next_name(project: &str, service: &str, number: u32) -> String {
+    format!("{}.next", replica_name(project, service, number))
 }
 
-/// The network aliases of a service's container: the service name (what other services
-/// connect to) and its `<project>-<service>-1` name.
-pub fn aliases(project: &str, service: &str) -> Vec<String> {
-    vec![service.to_owned(), container_name(project, service)]
+/// The network aliases of a replica's container: the service name (what other services
+/// connect to, answered with every replica) and its `<project>-<service>-<number>` name.
+pub fn aliases(project: &str, service: &str, number: u32) -> Vec<String> {
+    vec![service.to_owned(), replica_name(project, service, number)]
 }
 
-/// Creates (not starts) the service's container and connects it to its other networks, with
-/// the service's [`aliases`]. `inherited`: the anonymous volumes of the container it replaces
-/// ([`mounts::inherited`]).
+/// Creates (not starts) replica `number` of the service and connects it to its other
+/// networks, with its [`aliases`]. `inherited`: the anonymous volumes of the container it
+/// replaces ([`mounts::inherited`]).
 pub async fn create(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
+    number: u32,
     inherited: &Inherited,
 ) -> Result<String, EngineError> {
-    let name = container_name(&labels.project, &spec.name);
-    create_named(docker, spec, labels, &name, inherited, true).await
+    let name = replica_name(&labels.project, &spec.name, number);
+    create_named(docker, spec, labels, number, &name, inherited, true).await
 }
 
 /// [`create`] under another container name (a start-first replacement's [`next_name`]).
@@ -77,16 +86,17 @@ pub async fn create_named(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
+    number: u32,
     container: &str,
     inherited: &Inherited,
     in_dns: bool,
 ) -> Result<String, EngineError> {
-    let name = container_name(&labels.project, &spec.name);
+    let name = replica_name(&labels.project, &spec.name, number);
     let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     for (key, value) in [
         (PROJECT, labels.project.clone()),
         (SERVICE, spec.name.clone()),
-        ("com.docker.compose.container-number", "1".into()),
+        (NUMBER, number.to_string()),
         ("com.docker.compose.oneoff", "False".into()),
         (CONFIG_HASH, spec.config_hash()),
         (
@@ -125,7 +135,7 @@ pub async fn create_named(
         }
     });
     let endpoint = || EndpointSettings {
-        aliases: in_dns.then(|| aliases(&labels.project, &spec.name)),
+        aliases: in_dns.then(|| aliases(&labels.project, &spec.name, number)),
         ..Default::default()
     };
     let first = spec.networks.first().cloned();

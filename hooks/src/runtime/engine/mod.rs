@@ -14,6 +14,8 @@ pub mod mounts;
 mod output;
 mod reconcile;
 pub mod replace;
+mod replicas;
+mod rollback;
 pub mod spec;
 
 use std::path::PathBuf;

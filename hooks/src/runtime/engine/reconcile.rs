@@ -13,15 +13,13 @@ use bollard::query_parameters::{
 
 use super::containers::{self, CONFIG_HASH, PROJECT, ProjectLabels, Ready, SERVICE};
 use super::mounts::{self, Inherited};
-use super::replace::{self, Order};
+use super::replicas::{self, Replica, update_replica};
 use super::spec::{self, ServiceSpec};
-use super::{Engine, EngineError, UpOptions, UpReport, images};
+use super::{Engine, EngineError, UpOptions, UpReport, images, rollback};
 use crate::lifecycle::log::DeploymentLog;
 use crate::runtime::compose::Project;
 
 const SCOPE: &str = "compose";
-/// Log lines shown when a service fails its gate.
-const TAIL: usize = 20;
 
 /// Reconciles the engine with `project` (see the module documentation).
 pub fn up(
@@ -43,10 +41,14 @@ pub fn down(
     engine.block_on(down_async(engine.docker(), project, volumes, log))
 }
 
-struct Existing {
-    id: String,
-    hash: String,
+/// A container of the project: its id and config hash.
+pub(super) struct Existing {
+    pub(super) id: String,
+    pub(super) hash: String,
 }
+
+/// The project's containers by (service, replica number).
+pub(super) type Current = HashMap<(String, u32), Existing>;
 
 fn state_file(dir: &Path, project: &str) -> PathBuf {
     dir.join(format!("{project}.json"))
@@ -96,10 +98,7 @@ fn project_filter(project: &str) -> HashMap<&'static str, Vec<String>> {
     HashMap::from([("label", vec![format!("{PROJECT}={project}")])])
 }
 
-async fn existing(
-    docker: &Docker,
-    project: &str,
-) -> Result<HashMap<String, Existing>, EngineError> {
+pub(super) async fn existing(docker: &Docker, project: &str) -> Result<Current, EngineError> {
     let options = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&project_filter(project))
@@ -116,7 +115,7 @@ async fn existing(
         .filter_map(|c| {
             let labels = c.labels.unwrap_or_default();
             Some((
-                labels.get(SERVICE)?.clone(),
+                (labels.get(SERVICE)?.clone(), replicas::number(&labels)),
                 Existing {
                     id: c.id?,
                     hash: labels.get(CONFIG_HASH).cloned().unwrap_or_default(),
@@ -210,7 +209,7 @@ async fn ensure_volumes(docker: &Docker, project: &Project) -> Result<(), Engine
 }
 
 /// How a service must be ready: exited 0 when a dependent waits for its completion.
-fn readiness(specs: &[ServiceSpec], name: &str) -> Ready {
+pub(super) fn readiness(specs: &[ServiceSpec], name: &str) -> Ready {
     let completed = specs.iter().any(|s| {
         s.depends_on.get(name).map(String::as_str) == Some("service_completed_successfully")
     });
@@ -221,20 +220,21 @@ fn readiness(specs: &[ServiceSpec], name: &str) -> Ready {
     }
 }
 
-async fn start(docker: &Docker, id: &str, name: &str) -> Result<(), EngineError> {
+pub(super) async fn start(docker: &Docker, id: &str, name: &str) -> Result<(), EngineError> {
     docker
         .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
         .await
         .map_err(|e| EngineError::Engine(format!("starting {name}: {e}")))
 }
 
-async fn create_and_start(
+pub(super) async fn create_and_start(
     docker: &Docker,
     spec: &ServiceSpec,
     labels: &ProjectLabels,
+    number: u32,
     inherited: &Inherited,
 ) -> Result<String, EngineError> {
-    let id = containers::create(docker, spec, labels, inherited).await?;
+    let id = containers::create(docker, spec, labels, number, inherited).await?;
     start(docker, &id, &spec.name).await?;
     Ok(id)
 }
@@ -269,12 +269,12 @@ async fn up_async(
         working_dir: project.working_dir.display().to_string(),
     };
     let mut current = existing(docker, &project.name).await?;
-    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut ids: HashMap<String, Vec<String>> = HashMap::new();
     let mut report = UpReport::default();
     for &i in &order {
         let spec = &specs[i];
         if let Err(reason) = wait_dependencies(docker, spec, &ids, options).await {
-            return Err(rollback(
+            return Err(rollback::rollback(
                 docker,
                 project,
                 options,
@@ -285,146 +285,73 @@ async fn up_async(
             )
             .await);
         }
-        let hash = spec.config_hash();
-        match current.remove(&spec.name) {
-            Some(old) if old.hash == hash => {
-                let running = docker
-                    .inspect_container(&old.id, None)
-                    .await
-                    .ok()
-                    .and_then(|c| c.state?.running)
-                    .unwrap_or(false);
-                if !running && readiness(&specs, &spec.name) == Ready::Up {
-                    start(docker, &old.id, &spec.name).await?;
-                }
-                log.line(
-                    SCOPE,
-                    &format!("{}: unchanged (container {})", spec.name, short(&old.id)),
-                );
-                report.unchanged.push(spec.name.clone());
-                ids.insert(spec.name.clone(), old.id);
-            }
-            old => {
-                let one_off = readiness(&specs, &spec.name) == Ready::Completed;
-                let mut gap = None;
-                let mut inherited = Inherited::new();
-                if let Some(old) = old {
-                    let order = replace::order(spec, one_off);
-                    log.line(
-                        SCOPE,
-                        &format!(
-                            "{}: config changed; replacing container {} ({})",
-                            spec.name,
-                            short(&old.id),
-                            if order == Order::StartFirst {
-                                "start-first"
-                            } else {
-                                "stop-first"
-                            }
-                        ),
-                    );
-                    match order {
-                        Order::StartFirst => {
-                            let replaced = replace::start_first(
-                                docker,
-                                spec,
-                                &old.id,
-                                &labels,
-                                options.deadline,
-                                log,
-                            )
-                            .await;
-                            match replaced {
-                                Ok(id) => {
-                                    log.line(
-                                        SCOPE,
-                                        &format!("{}: container {} ready", spec.name, short(&id)),
-                                    );
-                                    report.recreated.push(spec.name.clone());
-                                    ids.insert(spec.name.clone(), id);
-                                    continue;
-                                }
-                                // This service's old container still serves: only the services
-                                // replaced before it are put back.
-                                Err(e) => {
-                                    return Err(rollback(
-                                        docker,
-                                        project,
-                                        options,
-                                        &labels,
-                                        &report.recreated,
-                                        e.to_string(),
-                                        log,
-                                    )
-                                    .await);
-                                }
-                            }
-                        }
-                        Order::StopFirst(why) => {
-                            inherited = mounts::inherited(docker, &old.id, spec).await;
-                            gap = Some(
-                                replace::stop_first(docker, spec, &old.id, why.as_deref(), log)
-                                    .await?,
-                            );
-                        }
+        // Replicas in number order, one at a time: the others serve meanwhile.
+        for number in 1..=replicas::count(spec) {
+            let old = current.remove(&(spec.name.clone(), number));
+            let outcome =
+                update_replica(docker, &specs, spec, number, old, &labels, options, log).await;
+            match outcome {
+                Ok(Replica::Unchanged(id)) => {
+                    if number == 1 {
+                        report.unchanged.push(spec.name.clone());
                     }
+                    ids.entry(spec.name.clone()).or_default().push(id);
                 }
-                report.recreated.push(spec.name.clone());
-                let created = create_and_start(docker, spec, &labels, &inherited).await;
-                let id = match created {
-                    Ok(id) => id,
-                    Err(e) => {
-                        return Err(rollback(
-                            docker,
-                            project,
-                            options,
-                            &labels,
-                            &report.recreated,
-                            e.to_string(),
-                            log,
-                        )
-                        .await);
+                Ok(Replica::Replaced(id)) => {
+                    if !report.recreated.contains(&spec.name) {
+                        report.recreated.push(spec.name.clone());
                     }
-                };
-                let ready = readiness(&specs, &spec.name);
-                if let Err(reason) =
-                    containers::wait_ready(docker, &id, ready, options.deadline).await
-                {
-                    let tail = containers::log_tail(docker, &id, TAIL).await;
-                    let message = format!(
-                        "service {} did not become ready: {reason}\nits last {TAIL} log lines:\n{}",
-                        spec.name,
-                        tail.trim_end()
-                    );
-                    return Err(rollback(
+                    ids.entry(spec.name.clone()).or_default().push(id);
+                }
+                Err((touched, reason)) => {
+                    // A start-first failure left this replica's old container serving; the
+                    // replicas replaced before it (and every earlier service) go back.
+                    if touched && !report.recreated.contains(&spec.name) {
+                        report.recreated.push(spec.name.clone());
+                    }
+                    return Err(rollback::rollback(
                         docker,
                         project,
                         options,
                         &labels,
                         &report.recreated,
-                        message,
+                        reason,
                         log,
                     )
                     .await);
                 }
-                let gap = gap
-                    .filter(|_| !one_off)
-                    .map(|g| {
-                        format!(
-                            " after a gap of {:.1} s (stop-first)",
-                            g.elapsed().as_secs_f64()
-                        )
-                    })
-                    .unwrap_or_default();
-                log.line(
-                    SCOPE,
-                    &format!("{}: container {} ready{gap}", spec.name, short(&id)),
-                );
-                ids.insert(spec.name.clone(), id);
             }
         }
+        if report.recreated.contains(&spec.name) {
+            report.unchanged.retain(|s| s != &spec.name);
+        }
     }
-    for (service, orphan) in current {
+    // Replicas above a service's new count go once every service is ready.
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    let extra: Vec<(String, u32)> = current
+        .keys()
+        .filter(|(service, _)| names.contains(&service.as_str()))
+        .cloned()
+        .collect();
+    for key in extra {
+        let container = current.remove(&key).expect("listed above");
+        let grace = specs
+            .iter()
+            .find(|s| s.name == key.0)
+            .and_then(|s| s.stop_grace_s)
+            .unwrap_or(10);
+        containers::remove_after(docker, &container.id, grace).await?;
+        log.line(
+            SCOPE,
+            &format!(
+                "{}: replica {} (container {}) removed: scaled down",
+                key.0,
+                key.1,
+                short(&container.id)
+            ),
+        );
+    }
+    for ((service, _), orphan) in current {
         if options.remove_orphans {
             containers::remove(docker, &orphan.id).await?;
             log.line(
@@ -449,133 +376,34 @@ async fn up_async(
     Ok(report)
 }
 
-fn short(id: &str) -> &str {
+pub(super) fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
 async fn wait_dependencies(
     docker: &Docker,
     spec: &ServiceSpec,
-    ids: &HashMap<String, String>,
+    ids: &HashMap<String, Vec<String>>,
     options: &UpOptions,
 ) -> Result<(), String> {
     for (dep, condition) in &spec.depends_on {
-        let Some(id) = ids.get(dep) else { continue };
-        let ready = match condition.as_str() {
-            "service_completed_successfully" => Ready::Completed,
-            "service_healthy" => Ready::Up,
-            _ => continue,
-        };
-        containers::wait_ready(docker, id, ready, options.deadline)
-            .await
-            .map_err(|reason| {
-                format!(
-                    "service {} waits for {dep} ({condition}): {reason}",
-                    spec.name
-                )
-            })?;
+        for id in ids.get(dep).into_iter().flatten() {
+            let ready = match condition.as_str() {
+                "service_completed_successfully" => Ready::Completed,
+                "service_healthy" => Ready::Up,
+                _ => continue,
+            };
+            containers::wait_ready(docker, id, ready, options.deadline)
+                .await
+                .map_err(|reason| {
+                    format!(
+                        "service {} waits for {dep} ({condition}): {reason}",
+                        spec.name
+                    )
+                })?;
+        }
     }
     Ok(())
-}
-
-/// Puts back the previous deployment's containers of the `recreated` services (from the kept
-/// specs, image by id), waits for them, and returns the error to report. Named volumes are
-/// never touched.
-async fn rollback(
-    docker: &Docker,
-    project: &Project,
-    options: &UpOptions,
-    labels: &ProjectLabels,
-    recreated: &[String],
-    reason: String,
-    log: &DeploymentLog,
-) -> EngineError {
-    let reason = log.redact(&reason);
-    for line in reason.lines() {
-        log.line(SCOPE, line);
-    }
-    let previous = load_state(&options.state_dir, &project.name);
-    let current = existing(docker, &project.name).await.unwrap_or_default();
-    let mut failures = Vec::new();
-    let mut restored = Vec::new();
-    let mut restored_start_first = 0;
-    for name in recreated {
-        // The previous container comes back beside the new one where start-first applies, so
-        // the service keeps serving during the rollback too.
-        let previous_spec = previous.iter().find(|s| &s.name == name);
-        let one_off = readiness(&previous, name) == Ready::Completed;
-        if let (Some(spec), Some(container)) = (previous_spec, current.get(name))
-            && replace::order(spec, one_off) == Order::StartFirst
-        {
-            log.line(
-                SCOPE,
-                &format!(
-                    "{name}: restoring the previous container start-first (image {})",
-                    short(spec.image_id.trim_start_matches("sha256:"))
-                ),
-            );
-            match replace::start_first(docker, spec, &container.id, labels, options.deadline, log)
-                .await
-            {
-                Ok(_) => {
-                    log.line(SCOPE, &format!("{name}: previous container ready again"));
-                    restored_start_first += 1;
-                }
-                Err(e) => failures.push(e.to_string()),
-            }
-            continue;
-        }
-        let mut inherited = Inherited::new();
-        if let Some(container) = current.get(name) {
-            if let Some(spec) = previous_spec {
-                inherited = mounts::inherited(docker, &container.id, spec).await;
-            }
-            if let Err(e) = containers::remove(docker, &container.id).await {
-                failures.push(e.to_string());
-            }
-        }
-        let Some(spec) = previous_spec else {
-            log.line(
-                SCOPE,
-                &format!("{name}: no previous deployment of this service; left removed"),
-            );
-            continue;
-        };
-        log.line(
-            SCOPE,
-            &format!(
-                "{name}: restoring the previous container (image {})",
-                short(spec.image_id.trim_start_matches("sha256:"))
-            ),
-        );
-        let outcome = create_and_start(docker, spec, labels, &inherited).await;
-        match outcome {
-            Ok(id) => restored.push((name.clone(), id)),
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
-    for (name, id) in &restored {
-        match containers::wait_ready(docker, id, readiness(&previous, name), options.deadline).await
-        {
-            Ok(()) => log.line(SCOPE, &format!("{name}: previous container ready again")),
-            Err(why) => failures.push(format!("previous {name} did not become ready: {why}")),
-        }
-    }
-    if failures.is_empty() {
-        let outcome = if recreated.is_empty() {
-            "no other service had been replaced"
-        } else if restored.is_empty() && restored_start_first == 0 {
-            "there were no previous containers to restore (first deployment of these services)"
-        } else {
-            "the previous containers are running again"
-        };
-        EngineError::RolledBack(format!("{reason}\n{outcome}"))
-    } else {
-        let failures = log.redact(&failures.join("; "));
-        EngineError::RollbackFailed(format!(
-            "{reason}\nrestoring the previous containers failed too: {failures}"
-        ))
-    }
 }
 
 async fn down_async(

@@ -113,19 +113,21 @@ fn named_read_write(bind: &str) -> bool {
 pub async fn start_first(
     docker: &Docker,
     spec: &ServiceSpec,
+    number: u32,
     old: &str,
     labels: &ProjectLabels,
     deadline: Duration,
     log: &DeploymentLog,
 ) -> Result<String, EngineError> {
-    let next = containers::next_name(&labels.project, &spec.name);
+    let next = containers::next_name(&labels.project, &spec.name, number);
     // A crash between create and rename can leave a `.next` container behind.
     if docker.inspect_container(&next, None).await.is_ok() {
         containers::remove_after(docker, &next, 0).await?;
     }
     // The new container takes over the old one's anonymous volumes (shared while both run).
     let inherited = mounts::inherited(docker, old, spec).await;
-    let id = containers::create_named(docker, spec, labels, &next, &inherited, false).await?;
+    let id =
+        containers::create_named(docker, spec, labels, number, &next, &inherited, false).await?;
     let started = docker
         .start_container(
             &id,
@@ -138,7 +140,7 @@ pub async fn start_first(
         Err(e) => Err(e.to_string()),
     };
     if ready.is_ok() {
-        let aliases = containers::aliases(&labels.project, &spec.name);
+        let aliases = containers::aliases(&labels.project, &spec.name, number);
         ready = join_service(docker, &id, &spec.networks, &aliases).await;
     }
     if let Err(reason) = ready {
@@ -167,7 +169,7 @@ pub async fn start_first(
     containers::rename(
         docker,
         &id,
-        &containers::container_name(&labels.project, &spec.name),
+        &containers::replica_name(&labels.project, &spec.name, number),
     )
     .await?;
     Ok(id)

@@ -116,6 +116,11 @@ pub struct ServiceSpec {
     /// sha256 of each file config's content, by config name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config_digests: BTreeMap<String, String>,
+    /// `deploy.replicas`: how many containers run the service (see [`super::replicas`]);
+    /// unset: one. Not part of the config hash: scaling adds or removes containers and
+    /// recreates none of the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 impl ServiceSpec {
@@ -129,6 +134,7 @@ impl ServiceSpec {
     pub fn config_hash(&self) -> String {
         let hashed = ServiceSpec {
             build: None,
+            replicas: None,
             ..self.clone()
         };
         let json = serde_json::to_vec(&hashed).expect("a spec always serialises");
@@ -155,6 +161,9 @@ pub fn services(project: &Project) -> Result<Vec<ServiceSpec>, EngineError> {
         let mut spec = service_spec(project, &name, service, &volumes, &networks, &secrets)?;
         mounts::configs(project, &mut spec, service, &configs)?;
         specs.push(spec);
+    }
+    for spec in &specs {
+        super::replicas::check_ports(project, spec)?;
     }
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     for spec in &specs {
@@ -530,6 +539,7 @@ fn service_spec(
             .flatten()
             .filter_map(text)
             .collect(),
+        replicas: super::replicas::parse(project, name, service)?,
         ..extra
     })
 }
