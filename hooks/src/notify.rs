@@ -312,6 +312,17 @@ fn deliver(
             Err(ureq::Error::Transport(t)) => last = transport_reason(&t),
         }
         if attempt < ATTEMPTS {
+            // Each failure is logged as it happens: the end of the deployment may stop
+            // waiting before the last attempt, and the reason (a refused certificate, say)
+            // must still be in the log.
+            log.line(
+                "notify",
+                &format!(
+                    "{} attempt {attempt} to {} failed: {last}; retrying in {backoff:?}",
+                    event.event,
+                    shown(url)
+                ),
+            );
             std::thread::sleep(backoff);
             backoff *= 2;
         }
