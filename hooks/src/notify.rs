@@ -5,6 +5,10 @@
 //! receiver never blocks or fails a deployment: at the end hooks waits at most
 //! `deploy.notify.wait` (default 5 s) for what is still queued, then drops it and says so in
 //! the log. The key is never logged; URLs are logged as scheme, host and port only.
+//!
+//! `https://` receivers are verified against the system trust store (see [`tls_config`]); a
+//! certificate that does not verify is a failed attempt like any other: logged with its reason,
+//! retried, never a failed deployment.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -139,7 +143,10 @@ impl Notifier {
         let urls = config.urls.clone();
         let (thread_pending, thread_log) = (pending.clone(), log.clone());
         std::thread::spawn(move || {
-            let agent = ureq::AgentBuilder::new().timeout(ATTEMPT_TIMEOUT).build();
+            let agent = ureq::AgentBuilder::new()
+                .timeout(ATTEMPT_TIMEOUT)
+                .tls_config(tls_config(&thread_log))
+                .build();
             for event in events {
                 let body = serde_json::to_vec(&event).expect("an event serialises");
                 let signature = format!("sha256={}", sign(&key, &body));
@@ -214,6 +221,59 @@ fn shown(url: &str) -> String {
         .unwrap_or_else(|_| "(bad URL)".to_owned())
 }
 
+/// The TLS client for `https://` receivers: rustls on the ring provider (the one the S3 client
+/// already builds) with the roots of the system trust store, so a receiver whose certificate
+/// comes from an internal CA verifies once that CA is trusted by the system (or named by
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`, which replace the system store). Problems loading the
+/// store are logged, not fatal: http:// receivers still work, https:// ones then fail with
+/// the certificate error in the log.
+pub fn tls_config(log: &DeploymentLog) -> std::sync::Arc<rustls::ClientConfig> {
+    let loaded = rustls_native_certs::load_native_certs();
+    for error in &loaded.errors {
+        log.line("notify", &format!("trust store: {error}"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let (_, unusable) = roots.add_parsable_certificates(loaded.certs);
+    if unusable > 0 {
+        log.line(
+            "notify",
+            &format!("trust store: {unusable} certificate(s) could not be used and were skipped"),
+        );
+    }
+    if roots.is_empty() {
+        log.line(
+            "notify",
+            "trust store: no CA certificates found; https:// receivers cannot be verified (install ca-certificates, or set SSL_CERT_FILE)",
+        );
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("the ring provider supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+/// Why a request failed, for the log: the error kind, ureq's message and the chain of causes
+/// (where a TLS certificate error says why it was refused). Never the URL: ureq's own `Display`
+/// would print it whole, path and tokens included.
+fn transport_reason(t: &ureq::Transport) -> String {
+    let mut reason = t.kind().to_string();
+    if let Some(message) = t.message() {
+        reason.push_str(": ");
+        reason.push_str(message);
+    }
+    let mut source = std::error::Error::source(t);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
+}
+
 /// POSTs one event to one URL, retrying with backoff; a 2xx answer is delivery.
 fn deliver(
     agent: &ureq::Agent,
@@ -249,9 +309,20 @@ fn deliver(
                 return;
             }
             Err(ureq::Error::Status(code, _)) => last = format!("answered {code}"),
-            Err(ureq::Error::Transport(t)) => last = t.kind().to_string(),
+            Err(ureq::Error::Transport(t)) => last = transport_reason(&t),
         }
         if attempt < ATTEMPTS {
+            // Each failure is logged as it happens: the end of the deployment may stop
+            // waiting before the last attempt, and the reason (a refused certificate, say)
+            // must still be in the log.
+            log.line(
+                "notify",
+                &format!(
+                    "{} attempt {attempt} to {} failed: {last}; retrying in {backoff:?}",
+                    event.event,
+                    shown(url)
+                ),
+            );
             std::thread::sleep(backoff);
             backoff *= 2;
         }

@@ -2,6 +2,10 @@
 //! signature of every event (and answers the first with a 503, so a retry is needed); a
 //! receiver that never answers or a closed port delays the deployment by at most
 //! `deploy.notify.wait`; a bad URL or a missing key file is exit 3 naming the appspec place.
+//! Over https: a throwaway CA (made with the `openssl` CLI) signs a python3 `http.server` +
+//! `ssl` receiver's certificate; trusted through `SSL_CERT_FILE` it gets every event signed,
+//! and a receiver whose certificate that CA did not sign neither fails nor holds up the
+//! deployment, and the log says why its certificate was refused.
 
 mod common;
 
@@ -248,4 +252,275 @@ fn a_bad_url_or_a_missing_key_file_is_refused_with_its_appspec_place() {
         "expected appspec.yml:LINE:COLUMN before the key: {said}"
     );
     assert_eq!(env.current(), None);
+}
+
+/// Runs `openssl` with `args` in `dir`; panics with its stderr on failure.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI runs (needed to make the test's CA)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes CA `name` (`<name>-ca.pem`) and a certificate for 127.0.0.1 / localhost signed by it
+/// (`<name>-server.pem`, key `<name>-server.key`) in `dir`.
+fn make_ca_and_server_cert(dir: &std::path::Path, name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let (ca_key, ca) = (format!("{name}-ca.key"), format!("{name}-ca.pem"));
+    let subject = format!("/CN=hooks test CA {name}");
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        &subject,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &args);
+    let (key, csr, cert) = (
+        format!("{name}-server.key"),
+        format!("{name}-server.csr"),
+        format!("{name}-server.pem"),
+    );
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
+    openssl(dir, &args);
+    let ext = format!("{name}-server.ext");
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
+/// The https receiver: python3's http.server behind ssl, answering 200 and printing one JSON
+/// line per request (headers, hex body); it writes its port to a file once listening.
+const HTTPS_RECEIVER: &str = r#"
+import http.server, json, os, ssl, sys
+cert, key, port_file = sys.argv[1:4]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        headers = [[k.lower(), v] for k, v in self.headers.items()]
+        print(json.dumps({"headers": headers, "body": body.hex()}), flush=True)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()
+"#;
+
+/// A running https receiver; killed when dropped.
+struct HttpsReceiver {
+    child: std::process::Child,
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Drop for HttpsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the receiver with `<name>-server.pem` from `dir`.
+fn https_receiver(dir: &std::path::Path, name: &str) -> HttpsReceiver {
+    let script = dir.join("receiver.py");
+    std::fs::write(&script, HTTPS_RECEIVER).unwrap();
+    let port_file = dir.join(format!("{name}.port"));
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir.join(format!("{name}-server.pem")))
+        .arg(dir.join(format!("{name}-server.key")))
+        .arg(&port_file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (the test's https receiver)");
+    let stdout = child.stdout.take().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let headers = v["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    (
+                        h[0].as_str().unwrap().to_owned(),
+                        h[1].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            let hex = v["body"].as_str().unwrap();
+            let body = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            seen.lock().unwrap().push(Received { headers, body });
+        }
+    });
+    let mut receiver = HttpsReceiver {
+        child,
+        url: String::new(),
+        got,
+    };
+    common::wait_until(
+        Duration::from_secs(20),
+        "the https receiver listens",
+        || port_file.exists(),
+    );
+    let port = std::fs::read_to_string(&port_file).unwrap();
+    receiver.url = format!("https://127.0.0.1:{}/hooks/events?token=t0k", port.trim());
+    receiver
+}
+
+#[test]
+fn over_https_every_event_arrives_signed_when_the_ca_is_trusted() {
+    let env = Env::new();
+    write_key(&env);
+    let certs = tempfile::tempdir().unwrap();
+    make_ca_and_server_cert(certs.path(), "trusted");
+    let receiver = https_receiver(certs.path(), "trusted");
+    let ca = certs.path().join("trusted-ca.pem");
+    let ca = ca.to_str().unwrap();
+    let section = notify_section(&[&receiver.url], 5);
+
+    let v1 = env
+        .bundle("v1")
+        .traced(&["ApplicationStart"], "v1")
+        .deploy_section(&section)
+        .build();
+    let run = env.deploy_with_env(&v1, &[("SSL_CERT_FILE", ca)]);
+    run.expect(0);
+    let first = env.last_id();
+    let v2 = env
+        .bundle("v2")
+        .script("ApplicationStart", "fail.sh", "echo broken >&2; exit 1")
+        .deploy_section(&section)
+        .build();
+    env.deploy_with_env(&v2, &[("SSL_CERT_FILE", ca)]).expect(1);
+
+    // Each deployment waited for its deliveries; the receiver's output may trail a little.
+    common::wait_until(Duration::from_secs(10), "five events received", || {
+        receiver.got.lock().unwrap().len() >= 5
+    });
+    let list = events(&receiver.got);
+    let names: Vec<&str> = list.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["started", "succeeded", "started", "failed", "rolled_back"],
+        "{list:?}"
+    );
+    assert_eq!(list[1]["deployment_id"], first.as_str());
+    assert_eq!(list[4]["previous"], first.as_str());
+
+    let logs: String = [first, env.last_id()]
+        .iter()
+        .map(|id| env.log(id))
+        .collect();
+    assert!(logs.contains("delivered to https://127.0.0.1:"), "{logs}");
+    assert!(
+        !logs.contains("attempt 1 to https"),
+        "no attempt should fail: {logs}"
+    );
+    assert!(!logs.contains(KEY), "the key is in a log");
+    assert!(
+        !logs.contains("/hooks/events") && !logs.contains("t0k"),
+        "{logs}"
+    );
+    assert!(!run.stdout().contains(KEY) && !run.stderr().contains(KEY));
+}
+
+#[test]
+fn over_https_an_untrusted_certificate_is_logged_and_never_fails_the_deployment() {
+    let env = Env::new();
+    write_key(&env);
+    let certs = tempfile::tempdir().unwrap();
+    make_ca_and_server_cert(certs.path(), "trusted");
+    // Its certificate comes from a CA the deployment is not told about.
+    make_ca_and_server_cert(certs.path(), "stranger");
+    let receiver = https_receiver(certs.path(), "stranger");
+    let ca = certs.path().join("trusted-ca.pem");
+    let bundle = env
+        .bundle("v1")
+        .traced(&["ApplicationStart"], "v1")
+        .deploy_section(&notify_section(&[&receiver.url], 1))
+        .build();
+    let started = Instant::now();
+    env.deploy_with_env(&bundle, &[("SSL_CERT_FILE", ca.to_str().unwrap())])
+        .expect(0);
+    let took = started.elapsed();
+    // Retrying both events in full would take 2 × 3.75 s of backoff; wait is 1 s.
+    assert!(
+        took < Duration::from_secs(10),
+        "the deployment waited {took:?} for notifications (bound: wait 1 s)"
+    );
+    assert_eq!(env.current(), Some(env.last_id()));
+    let log = env.log(&env.last_id());
+    assert!(
+        log.contains("started attempt 1 to https://127.0.0.1:"),
+        "{log}"
+    );
+    assert!(
+        log.contains("invalid peer certificate: UnknownIssuer"),
+        "the log should name the certificate problem: {log}"
+    );
+    assert!(log.contains("still undelivered after waiting 1s"), "{log}");
+    assert!(
+        receiver.got.lock().unwrap().is_empty(),
+        "nothing got through"
+    );
 }

@@ -24,21 +24,24 @@ pub(super) fn notify(d: &mut Diag, node: &Node, path: &str, config: &mut DeployC
         let value = &entry.value;
         match key {
             "urls" => {
-                for (i, item) in d.list(value, &key_path, "http:// URLs").iter().enumerate() {
+                for (i, item) in d
+                    .list(value, &key_path, "https:// or http:// URLs")
+                    .iter()
+                    .enumerate()
+                {
                     let item_path = format!("{key_path}[{i}]");
-                    let Some(text) = d.string(item, &item_path, "an http:// URL") else {
+                    let Some(text) = d.string(item, &item_path, "an https:// or http:// URL")
+                    else {
                         ok = false;
                         continue;
                     };
                     match url::Url::parse(&text) {
-                        Ok(u) if u.scheme() == "http" && u.host().is_some() => urls.push(text),
-                        Ok(u) if u.scheme() == "https" => {
-                            ok = false;
-                            d.error(item.pos, &item_path, "https:// is not supported yet (this build has no TLS client for notifications); expected an http:// URL, e.g. a relay on the server or the private network");
+                        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                            urls.push(text)
                         }
                         _ => {
                             ok = false;
-                            d.error(item.pos, &item_path, format!("'{text}' is not a URL; expected http://HOST[:PORT]/PATH; fix the URL or remove it"));
+                            d.error(item.pos, &item_path, format!("'{text}' is not a URL; expected https://HOST[:PORT]/PATH (or http://); fix the URL or remove it"));
                         }
                     }
                 }
@@ -73,7 +76,7 @@ pub(super) fn notify(d: &mut Diag, node: &Node, path: &str, config: &mut DeployC
     for key in ["urls", "key_file"] {
         if entries.iter().all(|e| e.key.as_text() != Some(key)) {
             ok = false;
-            d.error(node.pos, &join(path, key), format!("the key is missing; expected urls (http:// URLs) and key_file (the HMAC key, relative to <root>/shared/ or absolute); add `{key}:`"));
+            d.error(node.pos, &join(path, key), format!("the key is missing; expected urls (https:// or http:// URLs) and key_file (the HMAC key, relative to <root>/shared/ or absolute); add `{key}:`"));
         }
     }
     if let (true, Some((key_file, key_file_at))) = (ok, key_file) {
