@@ -10,7 +10,7 @@ use crate::release::history::{self, Record};
 use crate::release::lock::Holder;
 use crate::release::{DeployLock, History, Layout, retention, switch};
 
-use super::deploy::Outcome;
+use super::outcome::Outcome;
 
 /// How long recovery waits for a killed process group to be gone before carrying on.
 const STOP_WAIT: Duration = Duration::from_secs(5);

@@ -9,10 +9,12 @@ use crate::release::{History, Layout};
 
 use super::activate::{Activation, load_release};
 use super::builtins::BuiltinContext;
-use super::deploy::{Outcome, begin, current_user, hooks_env, new_deployment_id, open_log};
 use super::events::EventRunner;
+use super::outcome::Outcome;
 use super::progress::{Progress, ProgressSink, RunKind};
+use super::recovery::begin;
 use super::script::Grace;
+use super::session::{current_user, hooks_env, new_deployment_id, open_log};
 
 /// What the operator asked for.
 pub struct RollbackOptions {

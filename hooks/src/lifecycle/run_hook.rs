@@ -39,15 +39,14 @@ use crate::release::{History, Layout, retention};
 use super::activate::{Activation, Release, load_release};
 use super::agent_log;
 use super::builtins::BuiltinContext;
-use super::deploy::{begin_continuing, current_user, hooks_env};
 use super::events::{EventRunner, StepFailure};
 use super::log::DeploymentLog;
 use super::preflight;
+use super::recovery::begin_continuing;
 use super::script::Grace;
+use super::session::{current_user, hooks_env};
 
-/// Set by `hooks deploy` (and restore, rollback) in every script's environment: the engine runs
-/// the built-ins itself, so `hooks run-hook` must do nothing.
-pub const ENGINE_MARKER: &str = "HOOKS_ENGINE_PID";
+pub use super::session::ENGINE_MARKER;
 
 /// What `hooks run-hook` prints when it runs as a script of `hooks deploy` and so has nothing to
 /// do; presenters fold a script whose only output is this line into "nothing to do".
@@ -190,7 +189,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     let (mut lock, recovery) = match begin_continuing(&layout, id, options.wait, Some(id), &explain)
     {
         Ok(begun) => begun,
-        Err(super::deploy::Outcome::Locked { error }) => return HookOutcome::Locked(error),
+        Err(super::outcome::Outcome::Locked { error }) => return HookOutcome::Locked(error),
         Err(other) => return HookOutcome::Invalid(format!("{other:?}")),
     };
     let log = match DeploymentLog::open(&layout.log_file(id), options.echo) {
