@@ -11,6 +11,7 @@ pub mod bake;
 pub mod builtins;
 pub mod deploy;
 pub mod dry_run;
+pub(crate) mod ending;
 pub mod events;
 pub mod install;
 pub mod interrupt;

@@ -9,6 +9,7 @@ use crate::release::{History, Layout};
 
 use super::activate::{Activation, load_release};
 use super::builtins::BuiltinContext;
+use super::ending::Ending;
 use super::events::EventRunner;
 use super::outcome::Outcome;
 use super::progress::{Progress, ProgressSink, RunKind};
@@ -272,16 +273,13 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
             }
         }
     };
-    let _ = history.append(&Record::Finished {
-        id: id.clone(),
-        ended_at: history::now(),
-        result: result_kind,
-        digest: None,
-        failed_event: None,
-        failed_script: None,
-        error,
-        restored: None,
-    });
+    let _ = history.append(
+        &Ending {
+            error,
+            ..Ending::new(result_kind)
+        }
+        .record(&id),
+    );
     log.line(
         "rollback",
         &format!("rollback {id} finished: {}", result_kind.as_str()),

@@ -39,6 +39,7 @@ use crate::release::{History, Layout, retention};
 use super::activate::{Activation, Release, load_release};
 use super::agent_log;
 use super::builtins::BuiltinContext;
+use super::ending::Ending;
 use super::events::{EventRunner, StepFailure};
 use super::log::DeploymentLog;
 use super::preflight;
@@ -273,16 +274,14 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
             Err(error) => {
                 // Bad input found before anything changed: exit 3, as `hooks deploy` does.
                 log.line("DownloadBundle", &format!("refused: {error}"));
-                let _ = history.append(&Record::Finished {
-                    id: id.to_owned(),
-                    ended_at: history::now(),
-                    result: history::Result::Invalid,
-                    digest: None,
-                    failed_event: Some(DownloadBundle.name().to_owned()),
-                    failed_script: None,
-                    error: Some(log.redact(&error)),
-                    restored: None,
-                });
+                let _ = history.append(
+                    &Ending {
+                        failed_event: Some(DownloadBundle.name().to_owned()),
+                        error: Some(log.redact(&error)),
+                        ..Ending::new(history::Result::Invalid)
+                    }
+                    .record(id),
+                );
                 log.sync();
                 return HookOutcome::Invalid(error);
             }
@@ -329,16 +328,14 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
         Ok(()) => HookOutcome::Done(format!("{event} of {id}: built-in steps done")),
         Err(failure) => {
             let text = format!("{}: {failure}", failure.code);
-            let _ = history.append(&Record::Finished {
-                id: id.to_owned(),
-                ended_at: history::now(),
-                result: history::Result::Failed,
-                digest: None,
-                failed_event: Some(failure.event.name().to_owned()),
-                failed_script: failure.script.clone(),
-                error: Some(log.redact(&text)),
-                restored: None,
-            });
+            let _ = history.append(
+                &Ending {
+                    error: Some(log.redact(&text)),
+                    ..Ending::new(history::Result::Failed)
+                }
+                .failed_at(Some(&failure))
+                .record(id),
+            );
             log.line("run-hook", &format!("deployment {id} FAILED: {text}"));
             HookOutcome::Failed(text)
         }
@@ -508,16 +505,7 @@ fn link_archive(archive: &Path, release_dir: &Path) -> std::io::Result<()> {
 
 /// Records success and applies retention, as `hooks deploy` does at its end.
 fn succeed(layout: &Layout, history: &History, log: &DeploymentLog, id: &str, keep: usize) {
-    let _ = history.append(&Record::Finished {
-        id: id.to_owned(),
-        ended_at: history::now(),
-        result: history::Result::Success,
-        digest: None,
-        failed_event: None,
-        failed_script: None,
-        error: None,
-        restored: None,
-    });
+    let _ = history.append(&Ending::new(history::Result::Success).record(id));
     if let Ok(removed) = retention::prune(layout, history, keep, id)
         && !removed.is_empty()
     {

@@ -4,7 +4,8 @@
 //! Apart from the lifecycle because every outcome, including a refusal before any change,
 //! ends here, in this order: the record first, so a lost notification never loses history.
 
-use crate::release::history::{self, Record};
+use crate::lifecycle::ending::Ending;
+use crate::release::history;
 
 use super::Outcome;
 use super::Run;
@@ -85,18 +86,14 @@ impl Run<'_> {
             }
             other => other,
         };
-        let failed_event = step.as_ref().map(|f| f.event.name().to_owned());
-        let failed_script = step.as_ref().and_then(|f| f.script.clone());
-        let record = Record::Finished {
-            id: self.id.to_owned(),
-            ended_at: history::now(),
-            result,
+        let record = Ending {
             digest: self.digest.clone(),
-            failed_event,
-            failed_script,
             error: failure.map(|f| self.log.redact(&f)),
             restored,
-        };
+            ..Ending::new(result)
+        }
+        .failed_at(step.as_ref())
+        .record(self.id);
         crate::testpoint::pause("finish.before-record");
         if let Err(e) = self.history.append(&record) {
             self.log
