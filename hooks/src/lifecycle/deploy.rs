@@ -13,13 +13,13 @@ use crate::release::history::{self, Kind, Record};
 use crate::release::{DeployLock, History, Layout, retention, switch};
 
 use super::activate::{Activation, Release};
-use super::builtins::BuiltinContext;
-use super::events::{EventRunner, StepFailure};
+use super::events::StepFailure;
 use super::install;
 use super::log::DeploymentLog;
 pub use super::outcome::{DeployOptions, Outcome};
 use super::progress::{Progress, RunKind};
 pub use super::recovery::{Explain, begin, begin_continuing};
+use super::session::with_activation;
 pub use super::session::{current_user, hooks_env, new_deployment_id, open_log};
 use download::{Refusal, root_inside_bundle};
 
@@ -214,49 +214,43 @@ impl Run<'_> {
         env.extend(hooks_env(self.layout));
         env.extend(source.environment());
         super::ledger_commit(self.history, self.id, &env);
-        let mut runner = EventRunner {
-            log: self.log,
-            env,
-            grace: self.options.grace,
+        with_activation(
+            self.layout,
+            self.log,
             lock,
-        };
-        let builtins = BuiltinContext {
-            layout: self.layout.clone(),
-            deployment_id: self.id.to_owned(),
-            record: Some(self.record.clone()),
-        };
-        let mut activation = Activation {
-            layout: self.layout,
-            runner: &mut runner,
-            builtins: &builtins,
-        };
-        if let Some(interrupted) = &self.stop_interrupted {
-            super::recovery::stop_started(&mut activation, interrupted);
-        }
-        match self.lifecycle(&mut activation, &new, previous.as_ref()) {
-            Ok(()) => {
-                let removed = retention::prune(
-                    self.layout,
-                    self.history,
-                    new.spec.deploy.keep_releases,
-                    self.id,
-                );
-                if let Ok(removed) = removed
-                    && !removed.is_empty()
-                {
-                    self.log.line(
-                        "deploy",
-                        &format!("retention: removed old releases {}", removed.join(", ")),
-                    );
+            self.id,
+            env,
+            self.options.grace,
+            |activation| {
+                if let Some(interrupted) = &self.stop_interrupted {
+                    super::recovery::stop_started(activation, interrupted);
                 }
-                Outcome::Deployed {
-                    id: self.id.to_owned(),
+                match self.lifecycle(activation, &new, previous.as_ref()) {
+                    Ok(()) => {
+                        let removed = retention::prune(
+                            self.layout,
+                            self.history,
+                            new.spec.deploy.keep_releases,
+                            self.id,
+                        );
+                        if let Ok(removed) = removed
+                            && !removed.is_empty()
+                        {
+                            self.log.line(
+                                "deploy",
+                                &format!("retention: removed old releases {}", removed.join(", ")),
+                            );
+                        }
+                        Outcome::Deployed {
+                            id: self.id.to_owned(),
+                        }
+                    }
+                    Err((failure, changed)) => {
+                        self.bail_out(activation, &new, previous.as_ref(), failure, changed)
+                    }
                 }
-            }
-            Err((failure, changed)) => {
-                self.bail_out(&mut activation, &new, previous.as_ref(), failure, changed)
-            }
-        }
+            },
+        )
     }
 
     /// Whether a last successful release is on disk although [`Self::previous_release`] found

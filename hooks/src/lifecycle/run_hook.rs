@@ -36,16 +36,15 @@ use crate::bundle;
 use crate::release::history::{self, Kind, Record};
 use crate::release::{History, Layout, retention};
 
-use super::activate::{Activation, Release, load_release};
+use super::activate::{Release, load_release};
 use super::agent_log;
-use super::builtins::BuiltinContext;
 use super::ending::Ending;
-use super::events::{EventRunner, StepFailure};
+use super::events::StepFailure;
 use super::log::DeploymentLog;
 use super::preflight;
 use super::recovery::begin_continuing;
 use super::script::Grace;
-use super::session::{current_user, hooks_env};
+use super::session::{current_user, hooks_env, with_activation};
 
 pub use super::session::ENGINE_MARKER;
 
@@ -213,23 +212,6 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     ];
     env.extend(hooks_env(&layout));
     env.extend(agent.bundle_env.iter().cloned());
-    let record = lock.record();
-    let mut runner = EventRunner {
-        log: &log,
-        env,
-        grace: Grace::default(),
-        lock: &mut lock,
-    };
-    let builtins = BuiltinContext {
-        layout: layout.clone(),
-        deployment_id: id.to_owned(),
-        record: Some(record),
-    };
-    let mut activation = Activation {
-        layout: &layout,
-        runner: &mut runner,
-        builtins: &builtins,
-    };
     log.line(
         "run-hook",
         &format!(
@@ -244,85 +226,99 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
         ),
     );
     let event = agent.event;
-    let result = match event {
-        _ if options.script.is_some() => {
-            let location = options.script.clone().unwrap_or_default();
-            user_script(&layout, &archive, &location, event)
-                .map_err(|e| failure(event, e))
-                .and_then(|(spec, dir)| activation.runner.run(event, &spec, &dir, None))
-        }
-        BeforeBlockTraffic | AfterBlockTraffic | ApplicationStop => {
-            match history
-                .last_successful(&layout.releases_dir())
-                .ok()
-                .flatten()
-            {
-                Some(previous) => load_release(&layout, &previous)
-                    .map_err(|e| failure(event, e))
-                    .and_then(|r| activation.event(event, &agent_view(r))),
-                None => {
-                    log.line(
-                        event.name(),
-                        "skipped: no earlier successful deployment on this root",
-                    );
-                    Ok(())
+    let ran = with_activation(
+        &layout,
+        &log,
+        &mut lock,
+        id,
+        env,
+        Grace::default(),
+        |activation| {
+            Ok(match event {
+                _ if options.script.is_some() => {
+                    let location = options.script.clone().unwrap_or_default();
+                    user_script(&layout, &archive, &location, event)
+                        .map_err(|e| failure(event, e))
+                        .and_then(|(spec, dir)| activation.runner.run(event, &spec, &dir, None))
                 }
-            }
-        }
-        BeforeInstall => match adopt(&layout, &log, &archive, id) {
-            Ok(release) => activation.event(event, &agent_view(release)),
-            Err(error) => {
-                // Bad input found before anything changed: exit 3, as `hooks deploy` does.
-                log.line("DownloadBundle", &format!("refused: {error}"));
-                let _ = history.append(
-                    &Ending {
-                        failed_event: Some(DownloadBundle.name().to_owned()),
-                        error: Some(log.redact(&error)),
-                        ..Ending::new(history::Result::Invalid)
+                BeforeBlockTraffic | AfterBlockTraffic | ApplicationStop => {
+                    match history
+                        .last_successful(&layout.releases_dir())
+                        .ok()
+                        .flatten()
+                    {
+                        Some(previous) => load_release(&layout, &previous)
+                            .map_err(|e| failure(event, e))
+                            .and_then(|r| activation.event(event, &agent_view(r))),
+                        None => {
+                            log.line(
+                                event.name(),
+                                "skipped: no earlier successful deployment on this root",
+                            );
+                            Ok(())
+                        }
                     }
-                    .record(id),
-                );
-                log.sync();
-                return HookOutcome::Invalid(error);
-            }
-        },
-        _ => match load_release(&layout, id) {
-            Err(e) => Err(failure(
-                event,
-                format!(
-                    "{e}; list deploy/codedeploy/run-hook first under BeforeInstall in appspec.yml, so the revision becomes a release before {event}"
-                ),
-            )),
-            Ok(release) => {
-                let release = agent_view(release);
-                let traffic = release.spec.deploy.traffic;
-                let step = match event {
-                    AfterInstall => activation
-                        .install(&release)
-                        .and_then(|()| activation.event(event, &release)),
-                    ApplicationStart => activation
-                        .switch(&release)
-                        .and_then(|()| activation.event(event, &release)),
-                    _ => activation.event(event, &release),
-                };
-                let last = if traffic {
-                    AfterAllowTraffic
-                } else {
-                    ValidateService
-                };
-                step.map(|()| {
-                    if event == last {
-                        succeed(
-                            &layout,
-                            &history,
-                            &log,
-                            id,
-                            release.spec.deploy.keep_releases,
+                }
+                BeforeInstall => match adopt(&layout, &log, &archive, id) {
+                    Ok(release) => activation.event(event, &agent_view(release)),
+                    Err(error) => {
+                        // Bad input found before anything changed: exit 3, as `hooks deploy` does.
+                        log.line("DownloadBundle", &format!("refused: {error}"));
+                        let _ = history.append(
+                            &Ending {
+                                failed_event: Some(DownloadBundle.name().to_owned()),
+                                error: Some(log.redact(&error)),
+                                ..Ending::new(history::Result::Invalid)
+                            }
+                            .record(id),
                         );
+                        log.sync();
+                        return Err(HookOutcome::Invalid(error));
                     }
-                })
-            }
+                },
+                _ => match load_release(&layout, id) {
+                    Err(e) => Err(failure(
+                        event,
+                        format!(
+                            "{e}; list deploy/codedeploy/run-hook first under BeforeInstall in appspec.yml, so the revision becomes a release before {event}"
+                        ),
+                    )),
+                    Ok(release) => {
+                        let release = agent_view(release);
+                        let traffic = release.spec.deploy.traffic;
+                        let step = match event {
+                            AfterInstall => activation
+                                .install(&release)
+                                .and_then(|()| activation.event(event, &release)),
+                            ApplicationStart => activation
+                                .switch(&release)
+                                .and_then(|()| activation.event(event, &release)),
+                            _ => activation.event(event, &release),
+                        };
+                        let last = if traffic {
+                            AfterAllowTraffic
+                        } else {
+                            ValidateService
+                        };
+                        step.map(|()| {
+                            if event == last {
+                                succeed(
+                                    &layout,
+                                    &history,
+                                    &log,
+                                    id,
+                                    release.spec.deploy.keep_releases,
+                                );
+                            }
+                        })
+                    }
+                },
+            })
         },
+    );
+    let result = match ran {
+        Ok(result) => result,
+        Err(outcome) => return outcome,
     };
     let outcome = match result {
         Ok(()) => HookOutcome::Done(format!("{event} of {id}: built-in steps done")),

@@ -5,11 +5,15 @@
 //! One place, so that the three entry points cannot drift apart in what a script sees or in
 //! where the log goes.
 
-use crate::release::Layout;
 use crate::release::history;
+use crate::release::{DeployLock, Layout};
 
+use super::activate::Activation;
+use super::builtins::BuiltinContext;
+use super::events::EventRunner;
 use super::log::DeploymentLog;
 use super::progress::ProgressSink;
+use super::script::Grace;
 
 /// Set by `hooks deploy` (and restore, rollback) in every script's environment: the engine runs
 /// the built-ins itself, so `hooks run-hook` must do nothing.
@@ -73,4 +77,37 @@ pub fn open_log(
         Some(sink) => DeploymentLog::open_with(&layout.log_file(id), Some(sink.clone())),
         None => DeploymentLog::open(&layout.log_file(id), echo),
     }
+}
+
+/// Runs `f` with the [`Activation`] of deployment `id`: its scripts get `env` and `grace`,
+/// hold `lock` (which records their process groups), and its built-in steps list the tools
+/// they start in the lock's holder record, for the recovery of a deployment killed mid-way.
+/// The runner and the built-ins' context live only as long as `f`, as the borrows require.
+pub(crate) fn with_activation<T>(
+    layout: &Layout,
+    log: &DeploymentLog,
+    lock: &mut DeployLock,
+    id: &str,
+    env: Vec<(String, String)>,
+    grace: Grace,
+    f: impl FnOnce(&mut Activation<'_, '_>) -> T,
+) -> T {
+    let record = lock.record();
+    let mut runner = EventRunner {
+        log,
+        env,
+        grace,
+        lock,
+    };
+    let builtins = BuiltinContext {
+        layout: layout.clone(),
+        deployment_id: id.to_owned(),
+        record: Some(record),
+    };
+    let mut activation = Activation {
+        layout,
+        runner: &mut runner,
+        builtins: &builtins,
+    };
+    f(&mut activation)
 }
