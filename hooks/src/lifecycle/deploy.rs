@@ -3,6 +3,12 @@
 //!
 //! The bundle is fetched, unpacked and its appspec validated *before* ApplicationStop, so bad
 //! input stops nothing (CodeDeploy stops the application first and only then finds out).
+//!
+//! This file holds the order of the in-place lifecycle and the bail-out; its parts live beside
+//! it: DownloadBundle and its refusals in `deploy/download.rs`, the
+//! history record, last log lines and notifications in `deploy/finish.rs`, the options and
+//! outcome types in [`super::outcome`], and what deploy shares with rollback and run-hook
+//! (ids, script environment, log, the [`Activation`] set-up) in [`super::session`].
 
 mod download;
 mod finish;

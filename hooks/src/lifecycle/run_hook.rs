@@ -17,7 +17,7 @@
 //! | ApplicationStart      | switch `current`, then ApplicationStart's built-ins                 |
 //! | ValidateService       | ValidateService's built-ins, then record success and prune releases (AfterAllowTraffic with `deploy.traffic`) |
 //!
-//! The built-ins come from [`super::builtins`] through [`Activation`], exactly as in
+//! The built-ins come from [`super::builtins`] through [`Activation`](super::activate::Activation), exactly as in
 //! `hooks deploy`. A failure is recorded in the history and reported to the agent (exit 1); the
 //! agent's own rollback (a new deployment of the last good revision) restores service.
 //!
