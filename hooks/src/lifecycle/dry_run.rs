@@ -8,7 +8,7 @@ use crate::bundle::BundleSource;
 use crate::db::migrate::{MigrateContext, Pending};
 use crate::release::{History, Layout};
 
-use super::deploy::{DeployOptions, Outcome};
+use super::outcome::{DeployOptions, Outcome};
 use super::preflight;
 
 /// The plan `source` would follow on `options.root`, one line per step, or why it would be

@@ -11,11 +11,13 @@ pub mod bake;
 pub mod builtins;
 pub mod deploy;
 pub mod dry_run;
+pub(crate) mod ending;
 pub mod events;
 pub mod install;
 pub mod interrupt;
 pub mod log;
 pub mod migration_guard;
+pub mod outcome;
 pub mod preflight;
 pub mod progress;
 pub mod recovery;
@@ -23,6 +25,7 @@ pub mod rollback;
 pub mod run_hook;
 pub mod runas;
 pub mod script;
+pub mod session;
 
 /// Records in the ledger the commit the bundle source named (`BUNDLE_COMMIT` in the hook
 /// environment), for `hooks history diff`. A lost record is not a failure.

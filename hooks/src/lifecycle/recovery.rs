@@ -6,11 +6,12 @@
 use std::time::{Duration, Instant};
 
 use crate::appspec::LifecycleEvent;
-use crate::release::history::{self, Record};
+use crate::release::history;
 use crate::release::lock::Holder;
 use crate::release::{DeployLock, History, Layout, retention, switch};
 
-use super::deploy::Outcome;
+use super::ending::Ending;
+use super::outcome::Outcome;
 
 /// How long recovery waits for a killed process group to be gone before carrying on.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -127,32 +128,28 @@ fn recover(
             .filter(|d| d.result.is_none() && Some(d.id.as_str()) != continuing);
         for deployment in unfinished {
             if let Some((event, script, error)) = explain(&deployment.id) {
-                let _ = history.append(&Record::Finished {
-                    id: deployment.id.clone(),
-                    ended_at: history::now(),
-                    result: history::Result::Failed,
-                    digest: None,
-                    failed_event: Some(event),
-                    failed_script: script,
-                    error: Some(error.clone()),
-                    restored: None,
-                });
+                let _ = history.append(
+                    &Ending {
+                        failed_event: Some(event),
+                        failed_script: script,
+                        error: Some(error.clone()),
+                        ..Ending::new(history::Result::Failed)
+                    }
+                    .record(&deployment.id),
+                );
                 notes.push(format!("deployment {}: {error}", deployment.id));
                 continue;
             }
-            let _ = history.append(&Record::Finished {
-                id: deployment.id.clone(),
-                ended_at: history::now(),
-                result: history::Result::Interrupted,
-                digest: None,
-                failed_event: None,
-                failed_script: None,
-                error: Some(format!(
-                    "hooks (pid {}) stopped before the deployment finished",
-                    deployment.pid
-                )),
-                restored: None,
-            });
+            let _ = history.append(
+                &Ending {
+                    error: Some(format!(
+                        "hooks (pid {}) stopped before the deployment finished",
+                        deployment.pid
+                    )),
+                    ..Ending::new(history::Result::Interrupted)
+                }
+                .record(&deployment.id),
+            );
             notes.push(format!(
                 "deployment {} was interrupted (pid {} died); marked in the history",
                 deployment.id, deployment.pid

@@ -7,12 +7,13 @@ use std::time::Duration;
 use crate::release::history::{self, Kind, Record};
 use crate::release::{History, Layout};
 
-use super::activate::{Activation, load_release};
-use super::builtins::BuiltinContext;
-use super::deploy::{Outcome, begin, current_user, hooks_env, new_deployment_id, open_log};
-use super::events::EventRunner;
+use super::activate::load_release;
+use super::ending::Ending;
+use super::outcome::Outcome;
 use super::progress::{Progress, ProgressSink, RunKind};
+use super::recovery::begin;
 use super::script::Grace;
+use super::session::{current_user, hooks_env, new_deployment_id, open_log, with_activation};
 
 /// What the operator asked for.
 pub struct RollbackOptions {
@@ -140,146 +141,137 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     notify("started", None, None);
     let mut env = vec![("DEPLOYMENT_ID".to_owned(), id.clone())];
     env.extend(hooks_env(&layout));
-    let record = lock.record();
-    let mut runner = EventRunner {
-        log: &log,
+    let (outcome, result_kind, error) = with_activation(
+        &layout,
+        &log,
+        &mut lock,
+        &id,
         env,
-        grace: options.grace,
-        lock: &mut lock,
-    };
-    let builtins = BuiltinContext {
-        layout: layout.clone(),
-        deployment_id: id.clone(),
-        record: Some(record),
-    };
-    let mut activation = Activation {
-        layout: &layout,
-        runner: &mut runner,
-        builtins: &builtins,
-    };
-    if let Some(interrupted) = &started {
-        super::recovery::stop_started(&mut activation, interrupted);
-    }
-    let result = activation
-        .restore(&target, replaced.as_ref())
-        .and_then(|()| activation.bake(&target));
-    let (outcome, result_kind, error) = match result {
-        Ok(()) => {
-            if let Some(replaced) = &current {
-                let _ = history.append(&Record::MarkedBad {
-                    id: replaced.clone(),
-                    at: history::now(),
-                    reason: format!("replaced by rollback {id} to {}", target.id),
-                });
-                log.line(
-                    "rollback",
-                    &format!("release {replaced} marked bad: it will not be restored again"),
-                );
+        options.grace,
+        |activation| {
+            if let Some(interrupted) = &started {
+                super::recovery::stop_started(activation, interrupted);
             }
-            (
-                Outcome::Deployed { id: id.clone() },
-                history::Result::Success,
-                None,
-            )
-        }
-        Err(failure) => {
-            super::interrupt::begin_restore();
-            let text = format!("{}: {failure}", failure.code);
-            log.line(
-                "rollback",
-                &format!("rollback to {} FAILED: {text}", target.id),
-            );
-            // The same rule as a failing deployment: the release that served before serves
-            // again, and the target that failed is never chosen again. A signal to hooks says
-            // nothing about the target, so it is not marked.
-            let interrupted = failure.code == super::script::INTERRUPTED;
-            if !interrupted {
-                let _ = history.append(&Record::MarkedBad {
-                    id: target.id.clone(),
-                    at: history::now(),
-                    reason: format!("rollback {id} to it failed: {text}"),
-                });
-            }
-            let restoring = std::time::Instant::now();
-            log.progress(Progress::RollbackStarted {
-                to: replaced.as_ref().map(|r| r.id.clone()),
-            });
-            let back = match &replaced {
-                Some(replaced) => {
-                    log.line(
-                        "rollback",
-                        &format!("restoring {}, which was serving before", replaced.id),
-                    );
-                    activation
-                        .restore(replaced, Some(&target))
-                        .map(|()| Some(replaced.id.clone()))
-                        .map_err(|e| format!("{}: {e}", e.code))
-                }
-                // A release served but its appspec cannot be read: it cannot be restored, and
-                // `current` is not taken from it.
-                None if current.is_some() => Err(format!(
-                    "the release {} that served before has an appspec hooks cannot read, so it cannot be restored",
-                    current.as_deref().unwrap_or_default()
-                )),
-                None => {
-                    activation.stop_best_effort(&target);
-                    crate::release::switch::clear_current(&layout)
-                        .map(|()| None)
-                        .map_err(|e| format!("cannot remove `current`: {e}"))
-                }
-            };
-            log.progress(Progress::RollbackFinished {
-                restored: back.as_ref().ok().cloned().flatten(),
-                duration: restoring.elapsed(),
-                error: back.as_ref().err().cloned(),
-            });
-            match back {
-                Ok(restored) => {
-                    log.line(
-                        "rollback",
-                        &match &restored {
-                            Some(r) => format!("release {r} is serving again"),
-                            None => {
-                                "nothing served before the rollback: `current` removed".to_owned()
-                            }
-                        },
-                    );
+            let result = activation
+                .restore(&target, replaced.as_ref())
+                .and_then(|()| activation.bake(&target));
+            match result {
+                Ok(()) => {
+                    if let Some(replaced) = &current {
+                        let _ = history.append(&Record::MarkedBad {
+                            id: replaced.clone(),
+                            at: history::now(),
+                            reason: format!("replaced by rollback {id} to {}", target.id),
+                        });
+                        log.line(
+                            "rollback",
+                            &format!(
+                                "release {replaced} marked bad: it will not be restored again"
+                            ),
+                        );
+                    }
                     (
-                        Outcome::Failed {
-                            id: id.clone(),
-                            failure: format!("rollback to {}: {text}", target.id),
-                            restored,
-                        },
-                        if interrupted {
-                            history::Result::Interrupted
-                        } else {
-                            history::Result::Failed
-                        },
-                        Some(text),
+                        Outcome::Deployed { id: id.clone() },
+                        history::Result::Success,
+                        None,
                     )
                 }
-                Err(restore) => (
-                    Outcome::NotRestored {
-                        id: id.clone(),
-                        failure: format!("rollback to {}: {text}", target.id),
-                        restore: restore.clone(),
-                    },
-                    history::Result::FailedNotRestored,
-                    Some(format!("{text}; restore: {restore}")),
-                ),
+                Err(failure) => {
+                    super::interrupt::begin_restore();
+                    let text = format!("{}: {failure}", failure.code);
+                    log.line(
+                        "rollback",
+                        &format!("rollback to {} FAILED: {text}", target.id),
+                    );
+                    // The same rule as a failing deployment: the release that served before serves
+                    // again, and the target that failed is never chosen again. A signal to hooks says
+                    // nothing about the target, so it is not marked.
+                    let interrupted = failure.code == super::script::INTERRUPTED;
+                    if !interrupted {
+                        let _ = history.append(&Record::MarkedBad {
+                            id: target.id.clone(),
+                            at: history::now(),
+                            reason: format!("rollback {id} to it failed: {text}"),
+                        });
+                    }
+                    let restoring = std::time::Instant::now();
+                    log.progress(Progress::RollbackStarted {
+                        to: replaced.as_ref().map(|r| r.id.clone()),
+                    });
+                    let back = match &replaced {
+                        Some(replaced) => {
+                            log.line(
+                                "rollback",
+                                &format!("restoring {}, which was serving before", replaced.id),
+                            );
+                            activation
+                                .restore(replaced, Some(&target))
+                                .map(|()| Some(replaced.id.clone()))
+                                .map_err(|e| format!("{}: {e}", e.code))
+                        }
+                        // A release served but its appspec cannot be read: it cannot be restored, and
+                        // `current` is not taken from it.
+                        None if current.is_some() => Err(format!(
+                            "the release {} that served before has an appspec hooks cannot read, so it cannot be restored",
+                            current.as_deref().unwrap_or_default()
+                        )),
+                        None => {
+                            activation.stop_best_effort(&target);
+                            crate::release::switch::clear_current(&layout)
+                                .map(|()| None)
+                                .map_err(|e| format!("cannot remove `current`: {e}"))
+                        }
+                    };
+                    log.progress(Progress::RollbackFinished {
+                        restored: back.as_ref().ok().cloned().flatten(),
+                        duration: restoring.elapsed(),
+                        error: back.as_ref().err().cloned(),
+                    });
+                    match back {
+                        Ok(restored) => {
+                            log.line(
+                                "rollback",
+                                &match &restored {
+                                    Some(r) => format!("release {r} is serving again"),
+                                    None => "nothing served before the rollback: `current` removed"
+                                        .to_owned(),
+                                },
+                            );
+                            (
+                                Outcome::Failed {
+                                    id: id.clone(),
+                                    failure: format!("rollback to {}: {text}", target.id),
+                                    restored,
+                                },
+                                if interrupted {
+                                    history::Result::Interrupted
+                                } else {
+                                    history::Result::Failed
+                                },
+                                Some(text),
+                            )
+                        }
+                        Err(restore) => (
+                            Outcome::NotRestored {
+                                id: id.clone(),
+                                failure: format!("rollback to {}: {text}", target.id),
+                                restore: restore.clone(),
+                            },
+                            history::Result::FailedNotRestored,
+                            Some(format!("{text}; restore: {restore}")),
+                        ),
+                    }
+                }
             }
+        },
+    );
+    let _ = history.append(
+        &Ending {
+            error,
+            ..Ending::new(result_kind)
         }
-    };
-    let _ = history.append(&Record::Finished {
-        id: id.clone(),
-        ended_at: history::now(),
-        result: result_kind,
-        digest: None,
-        failed_event: None,
-        failed_script: None,
-        error,
-        restored: None,
-    });
+        .record(&id),
+    );
     log.line(
         "rollback",
         &format!("rollback {id} finished: {}", result_kind.as_str()),

@@ -17,7 +17,7 @@
 //! | ApplicationStart      | switch `current`, then ApplicationStart's built-ins                 |
 //! | ValidateService       | ValidateService's built-ins, then record success and prune releases (AfterAllowTraffic with `deploy.traffic`) |
 //!
-//! The built-ins come from [`super::builtins`] through [`Activation`], exactly as in
+//! The built-ins come from [`super::builtins`] through [`Activation`](super::activate::Activation), exactly as in
 //! `hooks deploy`. A failure is recorded in the history and reported to the agent (exit 1); the
 //! agent's own rollback (a new deployment of the last good revision) restores service.
 //!
@@ -36,18 +36,17 @@ use crate::bundle;
 use crate::release::history::{self, Kind, Record};
 use crate::release::{History, Layout, retention};
 
-use super::activate::{Activation, Release, load_release};
+use super::activate::{Release, load_release};
 use super::agent_log;
-use super::builtins::BuiltinContext;
-use super::deploy::{begin_continuing, current_user, hooks_env};
-use super::events::{EventRunner, StepFailure};
+use super::ending::Ending;
+use super::events::StepFailure;
 use super::log::DeploymentLog;
 use super::preflight;
+use super::recovery::begin_continuing;
 use super::script::Grace;
+use super::session::{current_user, hooks_env, with_activation};
 
-/// Set by `hooks deploy` (and restore, rollback) in every script's environment: the engine runs
-/// the built-ins itself, so `hooks run-hook` must do nothing.
-pub const ENGINE_MARKER: &str = "HOOKS_ENGINE_PID";
+pub use super::session::ENGINE_MARKER;
 
 /// What `hooks run-hook` prints when it runs as a script of `hooks deploy` and so has nothing to
 /// do; presenters fold a script whose only output is this line into "nothing to do".
@@ -190,7 +189,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     let (mut lock, recovery) = match begin_continuing(&layout, id, options.wait, Some(id), &explain)
     {
         Ok(begun) => begun,
-        Err(super::deploy::Outcome::Locked { error }) => return HookOutcome::Locked(error),
+        Err(super::outcome::Outcome::Locked { error }) => return HookOutcome::Locked(error),
         Err(other) => return HookOutcome::Invalid(format!("{other:?}")),
     };
     let log = match DeploymentLog::open(&layout.log_file(id), options.echo) {
@@ -213,23 +212,6 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
     ];
     env.extend(hooks_env(&layout));
     env.extend(agent.bundle_env.iter().cloned());
-    let record = lock.record();
-    let mut runner = EventRunner {
-        log: &log,
-        env,
-        grace: Grace::default(),
-        lock: &mut lock,
-    };
-    let builtins = BuiltinContext {
-        layout: layout.clone(),
-        deployment_id: id.to_owned(),
-        record: Some(record),
-    };
-    let mut activation = Activation {
-        layout: &layout,
-        runner: &mut runner,
-        builtins: &builtins,
-    };
     log.line(
         "run-hook",
         &format!(
@@ -244,102 +226,112 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
         ),
     );
     let event = agent.event;
-    let result = match event {
-        _ if options.script.is_some() => {
-            let location = options.script.clone().unwrap_or_default();
-            user_script(&layout, &archive, &location, event)
-                .map_err(|e| failure(event, e))
-                .and_then(|(spec, dir)| activation.runner.run(event, &spec, &dir, None))
-        }
-        BeforeBlockTraffic | AfterBlockTraffic | ApplicationStop => {
-            match history
-                .last_successful(&layout.releases_dir())
-                .ok()
-                .flatten()
-            {
-                Some(previous) => load_release(&layout, &previous)
-                    .map_err(|e| failure(event, e))
-                    .and_then(|r| activation.event(event, &agent_view(r))),
-                None => {
-                    log.line(
-                        event.name(),
-                        "skipped: no earlier successful deployment on this root",
-                    );
-                    Ok(())
+    let ran = with_activation(
+        &layout,
+        &log,
+        &mut lock,
+        id,
+        env,
+        Grace::default(),
+        |activation| {
+            Ok(match event {
+                _ if options.script.is_some() => {
+                    let location = options.script.clone().unwrap_or_default();
+                    user_script(&layout, &archive, &location, event)
+                        .map_err(|e| failure(event, e))
+                        .and_then(|(spec, dir)| activation.runner.run(event, &spec, &dir, None))
                 }
-            }
-        }
-        BeforeInstall => match adopt(&layout, &log, &archive, id) {
-            Ok(release) => activation.event(event, &agent_view(release)),
-            Err(error) => {
-                // Bad input found before anything changed: exit 3, as `hooks deploy` does.
-                log.line("DownloadBundle", &format!("refused: {error}"));
-                let _ = history.append(&Record::Finished {
-                    id: id.to_owned(),
-                    ended_at: history::now(),
-                    result: history::Result::Invalid,
-                    digest: None,
-                    failed_event: Some(DownloadBundle.name().to_owned()),
-                    failed_script: None,
-                    error: Some(log.redact(&error)),
-                    restored: None,
-                });
-                log.sync();
-                return HookOutcome::Invalid(error);
-            }
-        },
-        _ => match load_release(&layout, id) {
-            Err(e) => Err(failure(
-                event,
-                format!(
-                    "{e}; list deploy/codedeploy/run-hook first under BeforeInstall in appspec.yml, so the revision becomes a release before {event}"
-                ),
-            )),
-            Ok(release) => {
-                let release = agent_view(release);
-                let traffic = release.spec.deploy.traffic;
-                let step = match event {
-                    AfterInstall => activation
-                        .install(&release)
-                        .and_then(|()| activation.event(event, &release)),
-                    ApplicationStart => activation
-                        .switch(&release)
-                        .and_then(|()| activation.event(event, &release)),
-                    _ => activation.event(event, &release),
-                };
-                let last = if traffic {
-                    AfterAllowTraffic
-                } else {
-                    ValidateService
-                };
-                step.map(|()| {
-                    if event == last {
-                        succeed(
-                            &layout,
-                            &history,
-                            &log,
-                            id,
-                            release.spec.deploy.keep_releases,
-                        );
+                BeforeBlockTraffic | AfterBlockTraffic | ApplicationStop => {
+                    match history
+                        .last_successful(&layout.releases_dir())
+                        .ok()
+                        .flatten()
+                    {
+                        Some(previous) => load_release(&layout, &previous)
+                            .map_err(|e| failure(event, e))
+                            .and_then(|r| activation.event(event, &agent_view(r))),
+                        None => {
+                            log.line(
+                                event.name(),
+                                "skipped: no earlier successful deployment on this root",
+                            );
+                            Ok(())
+                        }
                     }
-                })
-            }
+                }
+                BeforeInstall => match adopt(&layout, &log, &archive, id) {
+                    Ok(release) => activation.event(event, &agent_view(release)),
+                    Err(error) => {
+                        // Bad input found before anything changed: exit 3, as `hooks deploy` does.
+                        log.line("DownloadBundle", &format!("refused: {error}"));
+                        let _ = history.append(
+                            &Ending {
+                                failed_event: Some(DownloadBundle.name().to_owned()),
+                                error: Some(log.redact(&error)),
+                                ..Ending::new(history::Result::Invalid)
+                            }
+                            .record(id),
+                        );
+                        log.sync();
+                        return Err(HookOutcome::Invalid(error));
+                    }
+                },
+                _ => match load_release(&layout, id) {
+                    Err(e) => Err(failure(
+                        event,
+                        format!(
+                            "{e}; list deploy/codedeploy/run-hook first under BeforeInstall in appspec.yml, so the revision becomes a release before {event}"
+                        ),
+                    )),
+                    Ok(release) => {
+                        let release = agent_view(release);
+                        let traffic = release.spec.deploy.traffic;
+                        let step = match event {
+                            AfterInstall => activation
+                                .install(&release)
+                                .and_then(|()| activation.event(event, &release)),
+                            ApplicationStart => activation
+                                .switch(&release)
+                                .and_then(|()| activation.event(event, &release)),
+                            _ => activation.event(event, &release),
+                        };
+                        let last = if traffic {
+                            AfterAllowTraffic
+                        } else {
+                            ValidateService
+                        };
+                        step.map(|()| {
+                            if event == last {
+                                succeed(
+                                    &layout,
+                                    &history,
+                                    &log,
+                                    id,
+                                    release.spec.deploy.keep_releases,
+                                );
+                            }
+                        })
+                    }
+                },
+            })
         },
+    );
+    let result = match ran {
+        Ok(result) => result,
+        Err(outcome) => return outcome,
     };
     let outcome = match result {
         Ok(()) => HookOutcome::Done(format!("{event} of {id}: built-in steps done")),
         Err(failure) => {
             let text = format!("{}: {failure}", failure.code);
-            let _ = history.append(&Record::Finished {
-                id: id.to_owned(),
-                ended_at: history::now(),
-                result: history::Result::Failed,
-                digest: None,
-                failed_event: Some(failure.event.name().to_owned()),
-                failed_script: failure.script.clone(),
-                error: Some(log.redact(&text)),
-                restored: None,
-            });
+            let _ = history.append(
+                &Ending {
+                    error: Some(log.redact(&text)),
+                    ..Ending::new(history::Result::Failed)
+                }
+                .failed_at(Some(&failure))
+                .record(id),
+            );
             log.line("run-hook", &format!("deployment {id} FAILED: {text}"));
             HookOutcome::Failed(text)
         }
@@ -509,16 +501,7 @@ fn link_archive(archive: &Path, release_dir: &Path) -> std::io::Result<()> {
 
 /// Records success and applies retention, as `hooks deploy` does at its end.
 fn succeed(layout: &Layout, history: &History, log: &DeploymentLog, id: &str, keep: usize) {
-    let _ = history.append(&Record::Finished {
-        id: id.to_owned(),
-        ended_at: history::now(),
-        result: history::Result::Success,
-        digest: None,
-        failed_event: None,
-        failed_script: None,
-        error: None,
-        restored: None,
-    });
+    let _ = history.append(&Ending::new(history::Result::Success).record(id));
     if let Ok(removed) = retention::prune(layout, history, keep, id)
         && !removed.is_empty()
     {
