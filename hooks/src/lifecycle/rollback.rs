@@ -267,7 +267,8 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     );
     let _ = history.append(
         &Ending {
-            error,
+            // As deploy and run-hook record theirs: a script's message may quote a secret.
+            error: error.map(|e| log.redact(&e)),
             ..Ending::new(result_kind)
         }
         .record(&id),
