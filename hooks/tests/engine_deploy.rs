@@ -135,6 +135,31 @@ fn a_release_whose_service_never_becomes_healthy_is_rolled_back_with_exit_1() {
     assert!(!logs_out.contains(SECRET), "{logs_out}");
 
     let v2 = bundle(&project, "v2", "fail");
+    // The dry run says which services the step would recreate, and changes nothing.
+    let same = bundle(&project, "v1-again", "ok");
+    for (release, expected) in [
+        (&v2, "compose api: recreated (changed: healthcheck"),
+        (&same, "compose api: recreated (changed: secrets)"),
+    ] {
+        let planned = hooks_in(
+            &root,
+            &["deploy", "--dry-run", "--bundle", release.to_str().unwrap()],
+        );
+        let text = String::from_utf8_lossy(&planned.stdout);
+        assert_eq!(
+            planned.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&planned.stderr)
+        );
+        assert!(text.contains(expected), "{text}");
+    }
+    assert_eq!(serving(&root), v1_id);
+    assert_eq!(
+        project.containers()["api"],
+        first["api"],
+        "the dry run touched the container"
+    );
     let out = deploy(&root, &v2);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");

@@ -103,6 +103,17 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
         if let Some(builtin) = builtin_step(event, on, &migrations) {
             lines.push(format!("  built-in: {builtin}"));
         }
+        if event == LifecycleEvent::ApplicationStart
+            && let Some(compose) = &spec.deploy.compose
+        {
+            let state_dir = layout.root().join("compose");
+            // Not a refusal: the unpacked copy is outside the root, so a file the compose
+            // files reach through `..` may resolve elsewhere than in the release.
+            match crate::runtime::engine::plan_step(compose, bundle_dir, &state_dir) {
+                Ok(plan) => lines.extend(plan.iter().map(|line| format!("  compose {line}"))),
+                Err(e) => lines.push(format!("  compose: not planned: {e}")),
+            }
+        }
         for script in on.scripts(event) {
             lines.push(format!(
                 "  script: {} (timeout {} s{})",

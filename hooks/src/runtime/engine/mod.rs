@@ -12,6 +12,7 @@ mod containers;
 mod images;
 pub mod mounts;
 mod output;
+mod plan;
 mod reconcile;
 pub mod replace;
 mod replicas;
@@ -26,6 +27,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 
 pub use containers::{CONFIG_HASH, PROJECT, SERVICE, WORKING_DIR, container_name};
 pub use output::service_output;
+pub use plan::plan_step;
 pub use reconcile::{down, recorded_specs, up};
 pub use spec::ServiceSpec;
 
@@ -238,25 +240,9 @@ pub fn deploy_step(
     state_dir: &std::path::Path,
     log: &DeploymentLog,
 ) -> Result<String, String> {
-    // Without `files:` the release's default files are used, as `docker compose` finds them
-    // (only in the release directory: a parent is not part of the release).
-    let files = if config.files.is_empty() {
-        let found = crate::runtime::compose::default_files(release_dir, false, None)
-            .map_err(|e| e.to_string())?;
-        for warning in &found.warnings {
-            log.line("compose", &format!("warning: {warning}"));
-        }
-        found.files
-    } else {
-        config.files.iter().map(|f| release_dir.join(f)).collect()
-    };
-    let options = crate::runtime::compose::LoadOptions {
-        files,
-        project_name: config.project.clone(),
-        environment: std::env::vars().collect(),
-        profiles: config.profiles.clone(),
-    };
-    let project = crate::runtime::compose::load(&options).map_err(|e| e.to_string())?;
+    let project = load_release_project(config, release_dir, &mut |warning| {
+        log.line("compose", &format!("warning: {warning}"))
+    })?;
     let engine = Engine::connect().map_err(|e| e.to_string())?;
     let up_options = UpOptions {
         state_dir: state_dir.to_owned(),
@@ -277,6 +263,33 @@ pub fn deploy_step(
         ),
     );
     Ok(project.name)
+}
+
+/// The compose project of a release's `deploy.compose` section: its `files:`, or without them
+/// the release's default files as `docker compose` finds them (only in the release directory:
+/// a parent is not part of the release), each warning passed to `warn`.
+pub(crate) fn load_release_project(
+    config: &crate::appspec::ComposeConfig,
+    release_dir: &std::path::Path,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Project, String> {
+    let files = if config.files.is_empty() {
+        let found = crate::runtime::compose::default_files(release_dir, false, None)
+            .map_err(|e| e.to_string())?;
+        for warning in &found.warnings {
+            warn(warning);
+        }
+        found.files
+    } else {
+        config.files.iter().map(|f| release_dir.join(f)).collect()
+    };
+    let options = crate::runtime::compose::LoadOptions {
+        files,
+        project_name: config.project.clone(),
+        environment: std::env::vars().collect(),
+        profiles: config.profiles.clone(),
+    };
+    crate::runtime::compose::load(&options).map_err(|e| e.to_string())
 }
 
 /// Builds one `build:` service's image now (like `docker compose build SERVICE`), so a later
