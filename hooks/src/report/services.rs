@@ -346,13 +346,21 @@ fn supervised_logs(
     // read again from its start.
     loop {
         for ((key, path), offset) in files.iter().zip(offsets.iter_mut()) {
-            let Ok(bytes) = std::fs::read(path) else {
+            use std::io::{Read, Seek, SeekFrom};
+            let Ok(mut file) = std::fs::File::open(path) else {
                 continue;
             };
-            if (bytes.len() as u64) < *offset {
+            let len = file.metadata().map_or(0, |m| m.len());
+            if len < *offset {
                 *offset = 0;
             }
-            let new = &bytes[*offset as usize..];
+            // Only what was appended since the last look, not the whole file five times a second.
+            let mut bytes = Vec::new();
+            if file.seek(SeekFrom::Start(*offset)).is_err() || file.read_to_end(&mut bytes).is_err()
+            {
+                continue;
+            }
+            let new = &bytes[..];
             // Only whole lines; the rest is read again once its newline is written.
             let Some(end) = new.iter().rposition(|b| *b == b'\n') else {
                 continue;
