@@ -1,15 +1,15 @@
 //! The commands a pipeline and the CodeDeploy agent call: `hooks plan` (which deployment group a
 //! branch deploys to) and `hooks run-hook` (the agent's hook script). Arguments and printing
-//! only; the work is in `hooks::plan` and `hooks::lifecycle::run_hook`.
+//! only; the work is in `hooks_appspec::plan` and `hooks_core::lifecycle::run_hook`.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hooks::lifecycle::run_hook::{
+use hooks_appspec::plan::{Decision, PlanInput};
+use hooks_core::lifecycle::run_hook::{
     self, AgentEvent, DEFAULT_DEPLOYMENT_ROOT, ENGINE_MARKER, HookOutcome, RunHookOptions,
 };
-use hooks::plan::{Decision, PlanInput};
 
 /// Exit code of `hooks plan` when the branch has no deployment.
 pub const NO_DEPLOYMENT: i32 = 5;
@@ -57,7 +57,7 @@ pub struct RunHookArgs {
 
 /// `hooks plan`: prints the deployment group and configs for a branch.
 pub fn plan(args: &PlanArgs) -> i32 {
-    let loaded = match hooks::appspec::load(&args.appspec) {
+    let loaded = match hooks_appspec::load(&args.appspec) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("hooks: {error}");
@@ -136,7 +136,10 @@ pub fn run_hook(root: &Path, args: &RunHookArgs) -> i32 {
         }
         // The appspec points every event at this command; under `hooks deploy` the engine has
         // already run the built-ins, so running them again would be wrong.
-        eprintln!("{}", hooks::lifecycle::run_hook::NOTHING_TO_DO_UNDER_ENGINE);
+        eprintln!(
+            "{}",
+            hooks_core::lifecycle::run_hook::NOTHING_TO_DO_UNDER_ENGINE
+        );
         return 0;
     }
     let agent = match AgentEvent::from_env(|name| std::env::var(name).ok()) {

@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use hooks::agent::{Agent, AgentOptions};
-use hooks::lifecycle::deploy::DeployOptions;
-use hooks::lifecycle::script::Grace;
+use hooks_core::agent::{Agent, AgentOptions};
+use hooks_core::lifecycle::deploy::DeployOptions;
+use hooks_core::lifecycle::script::Grace;
 
 use crate::cli_s3::DeployS3Args;
 
@@ -85,7 +85,7 @@ pub fn run(root: &Path, args: AgentArgs) -> i32 {
             no_rollback: false,
             skip_application_stop: false,
             wait: Duration::ZERO,
-            limits: hooks::bundle::Limits::default(),
+            limits: hooks_bundle::Limits::default(),
             grace: Grace {
                 kill: Duration::from_secs(args.kill_grace),
                 ..Grace::default()

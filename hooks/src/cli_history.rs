@@ -1,9 +1,9 @@
-//! `hooks history diff A B`: printing only; the comparison is `hooks::release::diff`.
+//! `hooks history diff A B`: printing only; the comparison is `hooks_core::release::diff`.
 
 use std::path::Path;
 
-use hooks::release::history::{Deployment, Result as Ended};
-use hooks::release::{History, Layout, diff};
+use hooks_core::release::history::{Deployment, Result as Ended};
+use hooks_core::release::{History, Layout, diff};
 
 /// Finds a deployment by id, or `current` (the deployment that made the serving release
 /// serve) and `previous` (the newest good one before it).

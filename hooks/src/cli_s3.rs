@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hooks::bundle::s3::{self, S3Options, TrustedKeys, Verification};
-use hooks::bundle::{BundleError, BundleSource};
-use hooks::publish::{self, PublishError, PublishOptions};
+use hooks_bundle::publish::{self, PublishError, PublishOptions};
+use hooks_bundle::s3::{self, S3Options, TrustedKeys, Verification};
+use hooks_bundle::{BundleError, BundleSource};
 
 /// Connection settings shared by `deploy` (S3 bundles) and `publish`.
 #[derive(clap::Args, Debug, Clone)]
@@ -149,7 +149,7 @@ pub fn open_bundle(
             let verification = args.verification().map_err(BundleError::Invalid)?;
             s3::open_s3(url, args.options(!quiet), verification)
         }
-        _ => hooks::bundle::open_local(bundle),
+        _ => hooks_bundle::open_local(bundle),
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use hooks::health::{self, Target, WaitOptions};
-use hooks::runtime::detached::{self, StartOptions, StopOptions, StopOutcome};
+use hooks_runtime::detached::{self, StartOptions, StopOptions, StopOutcome};
+use hooks_runtime::health::{self, Target, WaitOptions};
 
 use crate::ProcCommand;
 
@@ -107,13 +107,13 @@ fn load_project(
     files: Vec<std::path::PathBuf>,
     project_name: Option<String>,
     profiles: Vec<String>,
-) -> Result<hooks::runtime::compose::Project, i32> {
-    use hooks::runtime::compose::{LoadOptions, load};
+) -> Result<hooks_compose::Project, i32> {
+    use hooks_compose::{LoadOptions, load};
     let files = if files.is_empty() {
         let cwd = std::env::current_dir().unwrap_or_default();
         let compose_file = std::env::var("COMPOSE_FILE").ok();
         let separator = std::env::var("COMPOSE_PATH_SEPARATOR").ok();
-        let found = hooks::runtime::compose::default_files(
+        let found = hooks_compose::default_files(
             &cwd,
             true,
             compose_file.as_deref().map(|f| (f, separator.as_deref())),
@@ -157,8 +157,8 @@ fn load_project(
 /// Engine API (exit codes from `EngineError::exit_code`).
 pub fn compose(root: &std::path::Path, command: crate::ComposeCommand) -> i32 {
     use crate::ComposeCommand as C;
-    use hooks::lifecycle::log::DeploymentLog;
-    use hooks::runtime::engine::{self, Engine, UpOptions};
+    use hooks_journal::log::DeploymentLog;
+    use hooks_runtime::engine::{self, Engine, UpOptions};
     let (C::Config { project }
     | C::Up { project, .. }
     | C::Down { project, .. }

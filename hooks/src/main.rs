@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use hooks::lifecycle::deploy::{self, DeployOptions, Outcome};
-use hooks::lifecycle::progress::RunKind;
-use hooks::lifecycle::rollback::{self, RollbackOptions};
-use hooks::lifecycle::script::Grace;
-use hooks::presenter::{ColorChoice, Presenter, Request};
+use hooks_core::lifecycle::deploy::{self, DeployOptions, Outcome};
+use hooks_core::lifecycle::rollback::{self, RollbackOptions};
+use hooks_core::lifecycle::script::Grace;
+use hooks_core::presenter::{ColorChoice, Presenter, Request};
+use hooks_journal::progress::RunKind;
 
 /// CodeDeploy-style deployments for servers you run yourself.
 ///
@@ -470,7 +470,7 @@ fn main() -> ExitCode {
     };
     let changes_a_root = matches!(&cli.command, Command::Deploy(args) if !args.dry_run)
         || matches!(cli.command, Command::Rollback { .. });
-    if changes_a_root && let Err(e) = hooks::lifecycle::interrupt::enable() {
+    if changes_a_root && let Err(e) = hooks_core::lifecycle::interrupt::enable() {
         eprintln!("hooks: cannot handle SIGINT/SIGTERM: {e}");
         return ExitCode::from(1);
     }
@@ -576,7 +576,7 @@ fn run_deploy(root: &std::path::Path, args: DeployArgs, color: ColorChoice, verb
         no_rollback: args.no_rollback,
         skip_application_stop: args.skip_application_stop,
         wait: Duration::from_secs(args.wait),
-        limits: hooks::bundle::Limits::default(),
+        limits: hooks_bundle::Limits::default(),
         grace: Grace {
             kill: Duration::from_secs(args.kill_grace),
             ..Grace::default()
@@ -585,7 +585,7 @@ fn run_deploy(root: &std::path::Path, args: DeployArgs, color: ColorChoice, verb
         progress: presenter.sink(),
     };
     if args.dry_run {
-        return match hooks::lifecycle::dry_run::dry_run(source.as_ref(), &options) {
+        return match hooks_core::lifecycle::dry_run::dry_run(source.as_ref(), &options) {
             Ok(plan) => {
                 for line in plan {
                     println!("{line}");

@@ -6,9 +6,9 @@ mod services;
 use std::io::Write;
 use std::path::Path;
 
-use hooks::lifecycle::deploy::Outcome;
-use hooks::release::history::{self, Deployment};
-use hooks::release::{History, Layout};
+use hooks_core::lifecycle::deploy::Outcome;
+use hooks_core::release::history::{self, Deployment};
+use hooks_core::release::{History, Layout};
 
 /// Prints the end of a deployment and returns its exit code.
 pub fn outcome(root: &Path, outcome: &Outcome) -> i32 {
@@ -63,7 +63,7 @@ pub fn validate(file: &Path) -> i32 {
         }
     };
     let file = file.as_path();
-    match hooks::appspec::load(file) {
+    match hooks_appspec::load(file) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!(
@@ -76,7 +76,7 @@ pub fn validate(file: &Path) -> i32 {
                 );
             }
             let bundle = file.parent().unwrap_or(Path::new("."));
-            let problems = hooks::lifecycle::preflight::check_scripts(&loaded.spec, bundle);
+            let problems = hooks_core::lifecycle::preflight::check_scripts(&loaded.spec, bundle);
             if !problems.is_empty() {
                 for problem in &problems {
                     eprintln!("{}: {problem}", file.display());
@@ -105,7 +105,7 @@ pub fn validate(file: &Path) -> i32 {
 /// `appspec.yaml`, as a deployment does.
 fn appspec_to_validate(given: &Path) -> Result<std::path::PathBuf, String> {
     if given.is_dir() {
-        return hooks::appspec::find_in(given).ok_or_else(|| {
+        return hooks_appspec::find_in(given).ok_or_else(|| {
             format!(
                 "{} holds no appspec.yml or appspec.yaml; give the bundle's root directory or the file",
                 given.display()
@@ -114,7 +114,7 @@ fn appspec_to_validate(given: &Path) -> Result<std::path::PathBuf, String> {
     }
     if !given.exists()
         && given == Path::new("appspec.yml")
-        && let Some(found) = hooks::appspec::find_in(Path::new("."))
+        && let Some(found) = hooks_appspec::find_in(Path::new("."))
     {
         return Ok(found);
     }
@@ -200,7 +200,7 @@ fn result_word(layout: &Layout, d: &Deployment) -> &'static str {
     if let Some(result) = d.result {
         return result.as_str();
     }
-    match hooks::release::lock::read_holder(&layout.lock_file()) {
+    match hooks_core::release::lock::read_holder(&layout.lock_file()) {
         Some(holder) if holder.deployment_id == d.id && holder.is_running() => "in progress",
         Some(holder) if holder.deployment_id == d.id && holder.released => {
             "in progress (between events)"
@@ -246,7 +246,7 @@ pub fn history(root: &Path, json: bool, last: Option<usize>) -> i32 {
 /// the holder's record: it never takes, breaks or waits for the lock.
 pub fn lock(root: &Path, json: bool) -> i32 {
     let layout = Layout::new(root);
-    let last = hooks::release::lock::read_holder(&layout.lock_file());
+    let last = hooks_core::release::lock::read_holder(&layout.lock_file());
     let held = last.as_ref().filter(|h| h.is_running());
     if json {
         let value = serde_json::json!({
@@ -292,7 +292,7 @@ pub fn logs(root: &Path, request: &LogsRequest<'_>) -> i32 {
     let layout = Layout::new(root);
     let id = match request.id {
         Some(id) => {
-            if let Err(e) = hooks::release::layout::check_id(id) {
+            if let Err(e) = hooks_core::release::layout::check_id(id) {
                 eprintln!("hooks: {e}");
                 return 3;
             }
@@ -391,9 +391,9 @@ pub fn restore(
     yes: bool,
     wait: std::time::Duration,
 ) -> i32 {
-    use hooks::db::url::DatabaseUrl;
+    use hooks_core::db::url::DatabaseUrl;
     let layout = Layout::new(root);
-    let backup = match hooks::db::find_backup(&layout.backups_dir(), backup) {
+    let backup = match hooks_core::db::find_backup(&layout.backups_dir(), backup) {
         Ok(path) => path,
         Err(error) => {
             eprintln!("hooks: {error}");
@@ -409,8 +409,8 @@ pub fn restore(
         Some(file) => file.to_owned(),
         None => {
             let spec = current.as_deref().and_then(|c| {
-                hooks::appspec::find_in(&layout.release_dir(c))
-                    .and_then(|p| hooks::appspec::load(&p).ok())
+                hooks_appspec::find_in(&layout.release_dir(c))
+                    .and_then(|p| hooks_appspec::load(&p).ok())
             });
             match spec.and_then(|l| l.spec.deploy.migrate) {
                 Some(migrate) if migrate.database_url_file.is_absolute() => {
@@ -443,21 +443,22 @@ pub fn restore(
     // The deployment lock keeps a migration from running into the database being replaced;
     // taking it the way a deployment does also recovers from one that was killed.
     let name = backup.file_name().unwrap_or_default().to_string_lossy();
-    let _lock = match hooks::lifecycle::recovery::begin(&layout, &format!("restore {name}"), wait) {
-        Ok((lock, notes)) => {
-            for note in notes {
-                eprintln!("hooks restore: {note}");
+    let _lock =
+        match hooks_core::lifecycle::recovery::begin(&layout, &format!("restore {name}"), wait) {
+            Ok((lock, notes)) => {
+                for note in notes {
+                    eprintln!("hooks restore: {note}");
+                }
+                lock
             }
-            lock
-        }
-        Err(outcome) => {
-            if let Outcome::Locked { error } | Outcome::Invalid { error, .. } = &outcome {
-                eprintln!("hooks restore: {error}");
+            Err(outcome) => {
+                if let Outcome::Locked { error } | Outcome::Invalid { error, .. } = &outcome {
+                    eprintln!("hooks restore: {error}");
+                }
+                return outcome.exit_code();
             }
-            return outcome.exit_code();
-        }
-    };
-    match hooks::db::backup::restore(&url, &backup) {
+        };
+    match hooks_core::db::backup::restore(&url, &backup) {
         Ok(()) => {
             println!("restored {} into the {url:?} database", backup.display());
             0

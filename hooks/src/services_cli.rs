@@ -1,14 +1,14 @@
 //! `hooks supervise`, `hooks promote`, `hooks swap`, `hooks systemd …`: argument handling of the service commands; the work
-//! is in `hooks::runtime`.
+//! is in `hooks_runtime`.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use hooks::appspec::{self, Manager, ServiceConfig};
-use hooks::runtime::promote::{self, Promotion};
-use hooks::runtime::supervisor::{self, proto};
-use hooks::runtime::systemd::{self, SystemctlRunner, UnitOptions};
+use hooks_appspec::{self as appspec, Manager, ServiceConfig};
+use hooks_runtime::promote::{self, Promotion};
+use hooks_runtime::supervisor::{self, proto};
+use hooks_runtime::systemd::{self, SystemctlRunner, UnitOptions};
 
 /// `hooks supervise`: run the supervisor, or talk to the running one.
 #[derive(Args)]
@@ -342,10 +342,10 @@ pub struct SwapArgs {
 /// Takes the deployment lock of `root`, so a promotion never runs beside a deployment. It
 /// is taken as a deployment takes it: a holder that was killed is recovered from (its
 /// processes stopped, its record marked interrupted) before its record is replaced.
-fn lock(root: &Path, what: &str, wait: u64) -> Result<hooks::release::DeployLock, i32> {
-    let layout = hooks::release::Layout::new(root);
+fn lock(root: &Path, what: &str, wait: u64) -> Result<hooks_core::release::DeployLock, i32> {
+    let layout = hooks_core::release::Layout::new(root);
     let wait = std::time::Duration::from_secs(wait);
-    match hooks::lifecycle::recovery::begin(&layout, what, wait) {
+    match hooks_core::lifecycle::recovery::begin(&layout, what, wait) {
         Ok((lock, notes)) => {
             for note in notes {
                 eprintln!("hooks {what}: {note}");
@@ -353,8 +353,8 @@ fn lock(root: &Path, what: &str, wait: u64) -> Result<hooks::release::DeployLock
             Ok(lock)
         }
         Err(outcome) => {
-            if let hooks::lifecycle::deploy::Outcome::Locked { error }
-            | hooks::lifecycle::deploy::Outcome::Invalid { error, .. } = &outcome
+            if let hooks_core::lifecycle::deploy::Outcome::Locked { error }
+            | hooks_core::lifecycle::deploy::Outcome::Invalid { error, .. } = &outcome
             {
                 eprintln!("hooks {what}: {error}");
             }
@@ -418,22 +418,22 @@ pub fn swap(root: &Path, args: SwapArgs) -> i32 {
 /// it like a deployment. A history that cannot be written is reported and does not stop the
 /// promotion: the services matter more than the record.
 struct Recorder {
-    history: hooks::release::history::History,
+    history: hooks_core::release::history::History,
     id: String,
 }
 
 impl Recorder {
     fn start(root: &Path, what: String, target: Option<String>) -> Recorder {
-        use hooks::release::history::{self, History, Kind, Record};
-        let history = History::new(hooks::release::Layout::new(root).history_file());
-        let id = hooks::lifecycle::deploy::new_deployment_id();
+        use hooks_core::release::history::{self, History, Kind, Record};
+        let history = History::new(hooks_core::release::Layout::new(root).history_file());
+        let id = hooks_core::lifecycle::deploy::new_deployment_id();
         let started = Record::Started {
             id: id.clone(),
             kind: Kind::Promote,
             application: String::new(),
             group: String::new(),
             bundle: what,
-            user: hooks::lifecycle::deploy::current_user(),
+            user: hooks_core::lifecycle::deploy::current_user(),
             pid: std::process::id(),
             started_at: history::now(),
             target,
@@ -448,7 +448,7 @@ impl Recorder {
     }
 
     fn finish(self, outcome: &Promotion) {
-        use hooks::release::history::{self, Record, Result};
+        use hooks_core::release::history::{self, Record, Result};
         let result = match outcome {
             Promotion::Promoted(_) => Result::Success,
             Promotion::RolledBack(_) => Result::Failed,

@@ -20,7 +20,7 @@ struct Verdict {
 }
 
 fn judge(path: &Path) -> Verdict {
-    match hooks::appspec::load(path) {
+    match hooks_appspec::load(path) {
         Ok(loaded) if loaded.warnings.is_empty() => Verdict {
             kind: "valid",
             first_message: String::new(),

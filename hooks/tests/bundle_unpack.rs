@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use hooks::bundle::{
+use hooks_bundle::{
     BundleError, Compression, Limits, UnpackOptions, open_local, unpack_tar_stream,
 };
 use support::*;

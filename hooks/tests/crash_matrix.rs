@@ -6,7 +6,7 @@
 //! the lock is free, `hooks status` says "interrupted", the next deployment succeeds, no
 //! process the killed run started is left (scripts, tools, its service), and no temporary
 //! file is left. Scripts stop by blocking; the binary stops at named points of its debug
-//! build (`HOOKS_TEST_PAUSE`, see `hooks::testpoint`). No sleeps: every wait has a deadline.
+//! build (`HOOKS_TEST_PAUSE`, see `hooks_journal::testpoint`). No sleeps: every wait has a deadline.
 
 mod common;
 mod crash_support;

@@ -230,7 +230,7 @@ fn a_redeploy_without_new_migrations_takes_no_backup() {
 
 #[test]
 fn only_the_newest_backups_are_kept() {
-    let keep = hooks::lifecycle::builtins::KEEP_BACKUPS;
+    let keep = hooks_core::lifecycle::builtins::KEEP_BACKUPS;
     let env = Env::new();
     let db = env.path("app.db");
     let url_file = secret_file(&env, &format!("sqlite://{}", db.display()));

@@ -1,6 +1,6 @@
 //! `proc start` / `proc stop` with real processes, pidfiles and pipes.
 
-use hooks::runtime::detached::{
+use hooks_runtime::detached::{
     DetachedError, StartOptions, StopOptions, StopOutcome, parse_signal, start, stop,
 };
 use std::ffi::OsString;
@@ -117,7 +117,7 @@ fn start_runs_detached_in_its_own_session_with_output_in_the_log() {
         "the started process leads a session of its own"
     );
 
-    let log = hooks::runtime::detached::default_log_file(&pidfile);
+    let log = hooks_runtime::detached::default_log_file(&pidfile);
     wait_until("both lines in the log", || {
         read(&log).contains("out-line") && read(&log).contains("err-line")
     });
@@ -348,7 +348,7 @@ fn stop_of_a_process_that_honours_term_reports_exited() {
 fn stop_kills_a_process_group_that_ignores_term_within_the_timeout() {
     let (_dir, pidfile, _cleanup) = setup();
     let pid = launch(&pidfile, sh("trap '' TERM; sleep 60 & echo ready; wait"));
-    let log = hooks::runtime::detached::default_log_file(&pidfile);
+    let log = hooks_runtime::detached::default_log_file(&pidfile);
     wait_until("the TERM trap to be set", || read(&log).contains("ready"));
     let timeout = Duration::from_millis(500);
     let began = Instant::now();
@@ -377,7 +377,7 @@ fn stop_sends_the_requested_signal() {
         &pidfile,
         sh("trap 'echo got-int; exit 0' INT; echo ready; while :; do sleep 1; done"),
     );
-    let log = hooks::runtime::detached::default_log_file(&pidfile);
+    let log = hooks_runtime::detached::default_log_file(&pidfile);
     wait_until("the INT trap to be set", || read(&log).contains("ready"));
     let mut opts = StopOptions::new(&pidfile, Duration::from_secs(10));
     opts.signal = parse_signal("int").unwrap();

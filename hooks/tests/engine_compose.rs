@@ -8,7 +8,7 @@ mod engine_support;
 use std::time::Duration;
 
 use engine_support::{TestProject, dockerfile};
-use hooks::runtime::engine::{CONFIG_HASH, EngineError, PROJECT, SERVICE};
+use hooks_runtime::engine::{CONFIG_HASH, EngineError, PROJECT, SERVICE};
 
 const SECRET: &str = "s3cret-token-value-42";
 
@@ -152,7 +152,7 @@ fn a_changed_secret_or_image_recreates_only_that_service() {
     assert_ne!(second["api"], first["api"], "api was recreated");
 
     project.write("ctx-api/Dockerfile", &dockerfile(&project.name, "2"));
-    hooks::runtime::engine::build(&project.engine, &project.load(), "api", &project.log).unwrap();
+    hooks_runtime::engine::build(&project.engine, &project.load(), "api", &project.log).unwrap();
     let report = project
         .up(DEADLINE)
         .expect("up after the api image changed");
@@ -276,7 +276,7 @@ fn images_come_from_shipped_tarballs_and_a_missing_one_is_explained_before_any_c
     let image = format!("{}-app:latest", project.name);
     let build_file = format!("services:\n  app:\n    build: ./ctx-app\n    image: {image}\n");
     project.write("docker-compose.yml", &build_file);
-    hooks::runtime::engine::build(&project.engine, &project.load(), "app", &project.log).unwrap();
+    hooks_runtime::engine::build(&project.engine, &project.load(), "app", &project.log).unwrap();
     // What CI ships in the bundle: `docker save` output; then the image leaves the engine.
     let tarball = project.path("app.tar");
     let saved = std::process::Command::new("docker")

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use engine_support::TestProject;
-use hooks::runtime::engine;
+use hooks_runtime::engine;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 

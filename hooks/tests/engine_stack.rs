@@ -20,8 +20,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use bollard::query_parameters::{ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
-use hooks::lifecycle::log::DeploymentLog;
-use hooks::runtime::engine::{self, Engine};
+use hooks_journal::log::DeploymentLog;
+use hooks_runtime::engine::{self, Engine};
 
 /// Longest wait for anything the stack does (a first PostgreSQL initialisation included).
 const DEADLINE: Duration = Duration::from_secs(120);

@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use hooks::appspec::{self, LifecycleEvent};
+use hooks_appspec::{self as appspec, LifecycleEvent};
 
 mod codedeploy_support;
 

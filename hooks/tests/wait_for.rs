@@ -1,6 +1,6 @@
 //! `wait-for` against real sockets: listeners and tiny HTTP servers opened by the tests.
 
-use hooks::health::{Target, WaitError, WaitOptions, wait_for, wait_for_observed};
+use hooks_runtime::health::{Target, WaitError, WaitOptions, wait_for, wait_for_observed};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
@@ -51,7 +51,7 @@ fn read_request_head(stream: &mut TcpStream) {
 }
 
 fn deadline_error(
-    result: Result<hooks::health::WaitSuccess, WaitError>,
+    result: Result<hooks_runtime::health::WaitSuccess, WaitError>,
 ) -> (String, u32, Duration) {
     match result {
         Err(

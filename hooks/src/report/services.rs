@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hooks::appspec::{Manager, ServiceConfig};
-use hooks::release::Layout;
-use hooks::runtime::engine::{self, ContainerRow, Engine};
-use hooks::runtime::services::status::{InstanceState, instance_states, release_of_dir};
+use hooks_appspec::{Manager, ServiceConfig};
+use hooks_core::release::Layout;
+use hooks_runtime::engine::{self, ContainerRow, Engine};
+use hooks_runtime::services::status::{InstanceState, instance_states, release_of_dir};
 use serde::Serialize;
 
 /// The `deploy.services` of the release `current` points at: what should be running. Empty,
@@ -17,7 +17,7 @@ fn declared_services(layout: &Layout) -> (Vec<ServiceConfig>, Option<String>) {
     let Some(current) = layout.current_release() else {
         return (Vec::new(), None);
     };
-    match hooks::lifecycle::activate::load_release(layout, &current) {
+    match hooks_core::lifecycle::activate::load_release(layout, &current) {
         Ok(release) => (release.spec.deploy.services, None),
         Err(e) => (Vec::new(), Some(e)),
     }
@@ -281,7 +281,7 @@ fn env_secrets(root: &Path, service: &ServiceConfig) -> Vec<String> {
         .env_file
         .as_ref()
         .map(|f| root.join("shared").join(f))
-        .and_then(|f| hooks::runtime::supervisor::read_env_file(&f).ok())
+        .and_then(|f| hooks_runtime::supervisor::read_env_file(&f).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|(_, value)| value)
@@ -290,7 +290,7 @@ fn env_secrets(root: &Path, service: &ServiceConfig) -> Vec<String> {
 }
 
 fn clean(line: &str, secrets: &[String]) -> String {
-    let mut line = hooks::health::redact(line);
+    let mut line = hooks_runtime::health::redact(line);
     for secret in secrets {
         line = line.replace(secret.as_str(), "[REDACTED]");
     }

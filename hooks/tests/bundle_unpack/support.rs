@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use hooks::bundle::{BundleError, Limits, UnpackOptions, UnpackReport, open_local};
+use hooks_bundle::{BundleError, Limits, UnpackOptions, UnpackReport, open_local};
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use hooks::lifecycle::log::DeploymentLog;
-use hooks::runtime::compose::{LoadOptions, Project, load};
-use hooks::runtime::engine::{self, Engine, EngineError, UpOptions, UpReport};
+use hooks_compose::{LoadOptions, Project, load};
+use hooks_journal::log::DeploymentLog;
+use hooks_runtime::engine::{self, Engine, EngineError, UpOptions, UpReport};
 
 /// Connects to the engine the test command started; a missing engine fails the test loudly.
 pub fn engine() -> Engine {

@@ -1,0 +1,86 @@
+//! The agent's S3 calls: GET the pointer (conditional on the ETag last seen) and PUT a
+//! status object. One client and runtime for the agent's whole life.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+
+use hooks_bundle::s3::{S3Location, S3Options};
+
+/// What a GET of the pointer found.
+pub enum Read {
+    /// Same ETag as last time (304).
+    Unchanged,
+    /// The pointer's body and ETag.
+    Object { etag: String, body: Vec<u8> },
+    /// No pointer object (nothing published for the group yet).
+    Missing,
+}
+
+/// An S3 client with its own small runtime.
+pub struct Remote {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Remote {
+    /// Builds the client from the default credential chain and `options`.
+    pub fn new(options: &S3Options) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the S3 runtime: {e}"))?;
+        let client = runtime.block_on(hooks_bundle::s3::client::build(options));
+        Ok(Self { runtime, client })
+    }
+
+    /// GETs the pointer; with `etag`, only when it changed.
+    pub fn read(&self, at: &S3Location, etag: Option<&str>) -> Result<Read, String> {
+        let mut get = self.client.get_object().bucket(&at.bucket).key(&at.key);
+        if let Some(etag) = etag {
+            get = get.if_none_match(etag);
+        }
+        self.runtime.block_on(async {
+            match get.send().await {
+                Ok(out) => {
+                    let etag = out.e_tag().unwrap_or_default().to_owned();
+                    let body = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| format!("{}: reading the pointer: {e}", at.url()))?;
+                    Ok(Read::Object {
+                        etag,
+                        body: body.into_bytes().to_vec(),
+                    })
+                }
+                Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 304 => {
+                    Ok(Read::Unchanged)
+                }
+                Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(Read::Missing),
+                Err(e) => Err(format!(
+                    "{}: cannot read the pointer: {}",
+                    at.url(),
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )),
+            }
+        })
+    }
+
+    /// PUTs a JSON status object to `s3://bucket/key`.
+    pub fn put_json(&self, bucket: &str, key: &str, json: &str) -> Result<(), String> {
+        let put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(json.as_bytes().to_vec()));
+        self.runtime.block_on(put.send()).map(|_| ()).map_err(|e| {
+            format!(
+                "cannot write s3://{bucket}/{key}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })
+    }
+}
