@@ -10,27 +10,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
+use super::tree::{Kind, Owner};
 use super::{BundleError, UnpackOptions, UnpackReport, links};
-
-/// uid and gid recorded in the bundle.
-pub(super) type Owner = Option<(u32, u32)>;
-
-/// What the bundle put at a path inside `dest`. The map of these is the whole truth about
-/// `dest`, which starts empty, so no check ever needs to ask the file system.
-#[derive(Debug, Clone)]
-pub(super) enum Kind {
-    File,
-    Dir {
-        mode: u32,
-        owner: Owner,
-    },
-    /// Created only in [`Extractor::finish`], after its target has been resolved.
-    Link {
-        target: PathBuf,
-        owner: Owner,
-        entry: String,
-    },
-}
 
 /// Unpacks entries into `dest`; see the module comment.
 pub(super) struct Extractor<'a> {

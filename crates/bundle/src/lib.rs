@@ -14,6 +14,7 @@ mod local;
 pub mod publish;
 pub mod s3;
 mod tar_stream;
+mod tree;
 mod zip;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
-use super::extract::Kind;
+use super::tree::Kind;
 
 /// Same bound as the kernel's, so a loop is refused rather than followed forever.
 const MAX_EXPANSIONS: usize = 40;

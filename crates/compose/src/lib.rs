@@ -15,6 +15,7 @@ mod mounts;
 mod normalize;
 mod project;
 mod schema;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::error::{ComposeError, KeyPath};
 use super::interpolate::key_name;
-use super::normalize::scalar_string;
+use super::values::scalar_string;
 
 /// How the values under one key combine.
 #[derive(Clone, Copy)]

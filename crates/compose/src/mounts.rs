@@ -15,7 +15,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::error::{ComposeError, KeyPath};
 use super::interpolate::key_name;
-use super::normalize::{Failure, ItemFailure, scalar_string};
+use super::values::{Failure, ItemFailure, scalar_string};
 
 /// The mount types of the compose specification; the engine runs `bind`, `volume` and `tmpfs`.
 const MOUNT_TYPES: &[&str] = &["bind", "volume", "tmpfs", "npipe", "cluster", "image"];

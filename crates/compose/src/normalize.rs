@@ -10,6 +10,7 @@ use serde_yaml::{Mapping, Value};
 use super::error::{ComposeError, KeyPath};
 use super::interpolate::key_name;
 use super::mounts;
+use super::values::{Failure, ItemFailure, scalar_string};
 
 /// Normalises one service of one file in place.
 pub fn service(service: &mut Mapping, file: &Path, path: &KeyPath) -> Result<(), ComposeError> {
@@ -73,13 +74,6 @@ fn update_order(service: &Mapping, file: &Path, path: &KeyPath) -> Result<(), Co
     }
 }
 
-/// A normalisation failure: the list index (if an item is wrong), what is wrong, and what was
-/// expected.
-pub(super) type Failure = (Option<usize>, String, String);
-
-/// An item's failure: what is wrong, and what was expected.
-pub(super) type ItemFailure = (String, String);
-
 fn fail<T>(message: impl Into<String>, expected: impl Into<String>) -> Result<T, Failure> {
     Err((None, message.into(), expected.into()))
 }
@@ -99,16 +93,6 @@ fn through_tag(
     match value {
         Value::Tagged(tagged) => f(&mut tagged.value),
         other => f(other),
-    }
-}
-
-/// A scalar as the string the Compose tool would use (numbers and booleans as written).
-pub fn scalar_string(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 

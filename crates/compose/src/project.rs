@@ -8,6 +8,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::error::{ComposeError, KeyPath, Location};
 use super::interpolate::{Unset, interpolate_value, key_name};
+use super::values::scalar_string;
 use super::{LoadOptions, dotenv, merge, normalize, schema};
 
 /// A merged, interpolated and normalised compose project.
@@ -113,9 +114,7 @@ pub fn load(options: &LoadOptions) -> Result<Project, ComposeError> {
     if model.remove("version").is_some() {
         warnings.push("the top-level `version` is obsolete and ignored".to_owned());
     }
-    let top_name = model
-        .remove("name")
-        .and_then(|v| normalize::scalar_string(&v));
+    let top_name = model.remove("name").and_then(|v| scalar_string(&v));
     let name = project_name(options, &env, top_name, &working_dir, first.as_path())?;
     let merged = merged_label(&options.files);
     let relocate = |error| relocate(error, &merged, &options.files);
@@ -362,7 +361,7 @@ fn apply_profiles(
         let profiles: Vec<String> = service
             .get("profiles")
             .and_then(Value::as_sequence)
-            .map(|p| p.iter().filter_map(normalize::scalar_string).collect())
+            .map(|p| p.iter().filter_map(scalar_string).collect())
             .unwrap_or_default();
         let enabled = profiles.is_empty()
             || active.contains("*")
@@ -414,10 +413,10 @@ fn finish_service(
         for (i, entry) in env_files.iter().enumerate() {
             let (path, required) = match entry {
                 Value::Mapping(m) => (
-                    m.get("path").and_then(normalize::scalar_string),
+                    m.get("path").and_then(scalar_string),
                     m.get("required").and_then(Value::as_bool) != Some(false),
                 ),
-                other => (normalize::scalar_string(other), true),
+                other => (scalar_string(other), true),
             };
             let Some(path) = path else {
                 return Err(ComposeError::invalid(

@@ -5,6 +5,7 @@
 pub mod detached;
 pub mod engine;
 pub mod health;
+pub mod instance;
 pub mod promote;
 pub mod services;
 pub mod supervisor;

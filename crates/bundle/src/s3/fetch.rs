@@ -14,22 +14,10 @@ use tokio::sync::mpsc;
 use super::pool::ChunkPool;
 use super::progress::Progress;
 use super::trust::{SHA256_METADATA, SIGNATURE_METADATA};
-use super::{S3Location, S3Options};
+use super::{Head, S3Location, S3Options};
 use crate::{
     BundleError, Compression, Format, UnpackOptions, UnpackReport, sniff_format, unpack_tar_stream,
 };
-
-/// What a HEAD tells about the object.
-#[derive(Debug, Clone)]
-pub(crate) struct Head {
-    pub(crate) size: u64,
-    pub(crate) etag: String,
-    pub(crate) version: Option<String>,
-    pub(crate) sha256: Option<String>,
-    pub(crate) signature: Option<String>,
-    /// The `commit` metadata `hooks publish --commit` stores.
-    pub(crate) commit: Option<String>,
-}
 
 /// Why a fetch stopped.
 #[derive(Debug, Clone)]

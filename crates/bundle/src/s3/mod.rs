@@ -12,6 +12,7 @@ pub mod client;
 mod fetch;
 mod pool;
 mod progress;
+pub mod remote;
 pub mod trust;
 
 use std::path::{Path, PathBuf};
@@ -129,6 +130,18 @@ struct Fetched {
     etag: String,
     version: Option<String>,
     commit: Option<String>,
+}
+
+/// What a HEAD tells about the object.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) version: Option<String>,
+    pub(crate) sha256: Option<String>,
+    pub(crate) signature: Option<String>,
+    /// The `commit` metadata `hooks publish --commit` stores.
+    pub(crate) commit: Option<String>,
 }
 
 /// A bundle in S3; see the module documentation.

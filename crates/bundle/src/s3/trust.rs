@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use super::fetch::Head;
-use super::{BundleError, Verification};
+use super::{BundleError, Head, Verification};
 
 /// Object metadata key holding the bundle's sha256 (lowercase hex).
 pub const SHA256_METADATA: &str = "sha256";

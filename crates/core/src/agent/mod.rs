@@ -7,7 +7,6 @@
 //! handled is kept in `<root>/agent/state.json`, so a failed or refused pointer is never
 //! retried until it changes, and a deployment cut short by a crash is deployed again once.
 
-mod remote;
 pub mod state;
 mod status;
 
@@ -18,7 +17,7 @@ use crate::lifecycle::deploy::{self, DeployOptions, Outcome};
 use hooks_bundle::publish::Pointer;
 use hooks_bundle::s3::{self, S3Location, S3Options, Verification};
 
-use remote::{Read, Remote};
+use hooks_bundle::s3::remote::{Read, Remote};
 use state::{Phase, State};
 
 /// What `hooks agent` was asked to do.

@@ -17,8 +17,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::EngineError;
+use super::model::ServiceSpec;
 use super::mounts::{self, Inherited};
-use super::spec::ServiceSpec;
 
 /// The labels of the Compose tool, so `docker ps` and `docker compose ls/ps` see the project.
 pub const PROJECT: &str = "com.docker.compose.project";
@@ -340,4 +340,51 @@ pub async fn log_tail(docker: &Docker, id: &str, lines: usize) -> String {
         out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
     }
     out
+}
+
+/// A container of the project: its id and config hash.
+pub(super) struct Existing {
+    pub(super) id: String,
+    pub(super) hash: String,
+}
+
+/// The project's containers by (service, replica number).
+pub(super) type Current = HashMap<(String, u32), Existing>;
+
+/// How a service must be ready: exited 0 when a dependent waits for its completion.
+pub(super) fn readiness(specs: &[ServiceSpec], name: &str) -> Ready {
+    let completed = specs.iter().any(|s| {
+        s.depends_on.get(name).map(String::as_str) == Some("service_completed_successfully")
+    });
+    if completed {
+        Ready::Completed
+    } else {
+        Ready::Up
+    }
+}
+
+/// Starts a created container; the error names the service.
+pub(super) async fn start(docker: &Docker, id: &str, name: &str) -> Result<(), EngineError> {
+    docker
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .map_err(|e| EngineError::Engine(format!("starting {name}: {e}")))
+}
+
+/// Creates the container of replica `number` of `spec` and starts it.
+pub(super) async fn create_and_start(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    labels: &ProjectLabels,
+    number: u32,
+    inherited: &Inherited,
+) -> Result<String, EngineError> {
+    let id = create(docker, spec, labels, number, inherited).await?;
+    start(docker, &id, &spec.name).await?;
+    Ok(id)
+}
+
+/// The first 12 hex digits of a container id, as the Docker CLI shows it.
+pub(super) fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }

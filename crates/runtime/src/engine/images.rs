@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::EngineError;
-use super::spec::ServiceSpec;
+use super::model::ServiceSpec;
 use hooks_journal::log::DeploymentLog;
 
 const SCOPE: &str = "compose";

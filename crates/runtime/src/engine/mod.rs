@@ -10,6 +10,7 @@
 
 mod containers;
 mod images;
+pub mod model;
 pub mod mounts;
 mod output;
 mod plan;
@@ -26,10 +27,10 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
 pub use containers::{CONFIG_HASH, PROJECT, SERVICE, WORKING_DIR, container_name};
+pub use model::ServiceSpec;
 pub use output::service_output;
 pub use plan::plan_step;
 pub use reconcile::{down, recorded_specs, up};
-pub use spec::ServiceSpec;
 
 use hooks_compose::Project;
 use hooks_journal::log::DeploymentLog;

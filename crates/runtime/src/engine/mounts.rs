@@ -14,65 +14,15 @@
 //!   config's content is part of the config hash, so a changed config recreates the service.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use bollard::Docker;
 use bollard::models::{Mount, MountTmpfsOptions, MountType, MountVolumeOptions};
-use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 use sha2::{Digest, Sha256};
 
 use super::EngineError;
-use super::spec::{ServiceSpec, hex};
+use super::model::{AnonymousVolume, ConfigMount, ServiceSpec, TmpfsMount, hex};
 use hooks_compose::{Project, size_in_bytes};
-
-/// An anonymous volume the engine creates with the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnonymousVolume {
-    /// Where it is mounted.
-    pub target: String,
-    /// `read_only: true`.
-    pub read_only: bool,
-    /// `volume.nocopy: true`: the image's files at the target are not copied in.
-    pub nocopy: bool,
-}
-
-/// A tmpfs mount from a `volumes` item of type tmpfs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TmpfsMount {
-    /// Where it is mounted.
-    pub target: String,
-    /// `tmpfs.size` in bytes (the engine's default, half the memory, when absent).
-    pub size_bytes: Option<i64>,
-    /// `tmpfs.mode` (the engine's default 1777 when absent).
-    pub mode: Option<i64>,
-    /// `read_only: true`.
-    pub read_only: bool,
-}
-
-/// A config a service mounts: where its content comes from and where it goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigMount {
-    /// The config's name in the top-level `configs:`.
-    pub name: String,
-    /// The file on the server (`file:`).
-    pub file: Option<PathBuf>,
-    /// The text itself (`content:`, or the value of the `environment:` variable).
-    pub content: Option<String>,
-    /// The path inside the container.
-    pub target: String,
-    /// Owner and mode of a copied config.
-    pub uid: Option<String>,
-    pub gid: Option<String>,
-    pub mode: Option<u32>,
-}
-
-impl ConfigMount {
-    /// Copied into the container rather than bind-mounted.
-    pub fn copied(&self) -> bool {
-        self.content.is_some() || self.uid.is_some() || self.gid.is_some() || self.mode.is_some()
-    }
-}
 
 /// What a `volumes` item without a named volume or host path adds to the spec; `Ok(false)` when
 /// the item is a bind or named volume (the caller's).

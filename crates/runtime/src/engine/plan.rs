@@ -52,7 +52,7 @@ pub fn plan_step(
 }
 
 /// The spec's top-level keys whose values differ (what the config hash covers).
-fn changed_keys(new: &spec::ServiceSpec, old: &spec::ServiceSpec) -> Vec<String> {
+fn changed_keys(new: &super::model::ServiceSpec, old: &super::model::ServiceSpec) -> Vec<String> {
     let (Ok(serde_json::Value::Object(new)), Ok(serde_json::Value::Object(old))) =
         (serde_json::to_value(new), serde_json::to_value(old))
     else {

@@ -11,10 +11,13 @@ use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
 };
 
-use super::containers::{self, CONFIG_HASH, PROJECT, ProjectLabels, Ready, SERVICE};
-use super::mounts::{self, Inherited};
+use super::containers::{
+    self, CONFIG_HASH, Current, Existing, PROJECT, ProjectLabels, Ready, SERVICE, short,
+};
+use super::model::ServiceSpec;
+use super::mounts;
 use super::replicas::{self, Replica, update_replica};
-use super::spec::{self, ServiceSpec};
+use super::spec;
 use super::{Engine, EngineError, UpOptions, UpReport, images, rollback};
 use hooks_compose::Project;
 use hooks_journal::log::DeploymentLog;
@@ -40,15 +43,6 @@ pub fn down(
 ) -> Result<(), EngineError> {
     engine.block_on(down_async(engine.docker(), project, volumes, log))
 }
-
-/// A container of the project: its id and config hash.
-pub(super) struct Existing {
-    pub(super) id: String,
-    pub(super) hash: String,
-}
-
-/// The project's containers by (service, replica number).
-pub(super) type Current = HashMap<(String, u32), Existing>;
 
 fn state_file(dir: &Path, project: &str) -> PathBuf {
     dir.join(format!("{project}.json"))
@@ -208,37 +202,6 @@ async fn ensure_volumes(docker: &Docker, project: &Project) -> Result<(), Engine
     Ok(())
 }
 
-/// How a service must be ready: exited 0 when a dependent waits for its completion.
-pub(super) fn readiness(specs: &[ServiceSpec], name: &str) -> Ready {
-    let completed = specs.iter().any(|s| {
-        s.depends_on.get(name).map(String::as_str) == Some("service_completed_successfully")
-    });
-    if completed {
-        Ready::Completed
-    } else {
-        Ready::Up
-    }
-}
-
-pub(super) async fn start(docker: &Docker, id: &str, name: &str) -> Result<(), EngineError> {
-    docker
-        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-        .await
-        .map_err(|e| EngineError::Engine(format!("starting {name}: {e}")))
-}
-
-pub(super) async fn create_and_start(
-    docker: &Docker,
-    spec: &ServiceSpec,
-    labels: &ProjectLabels,
-    number: u32,
-    inherited: &Inherited,
-) -> Result<String, EngineError> {
-    let id = containers::create(docker, spec, labels, number, inherited).await?;
-    start(docker, &id, &spec.name).await?;
-    Ok(id)
-}
-
 async fn up_async(
     docker: &Docker,
     project: &Project,
@@ -374,10 +337,6 @@ async fn up_async(
     }
     save_state(&options.state_dir, &project.name, &specs)?;
     Ok(report)
-}
-
-pub(super) fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 async fn wait_dependencies(

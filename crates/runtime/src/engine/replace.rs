@@ -38,8 +38,8 @@ use bollard::models::{
 
 use super::EngineError;
 use super::containers::{self, ProjectLabels, Ready};
+use super::model::ServiceSpec;
 use super::mounts;
-use super::spec::ServiceSpec;
 use hooks_journal::log::DeploymentLog;
 
 const SCOPE: &str = "compose";
@@ -271,7 +271,7 @@ fn short(id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::spec::PortSpec;
+    use crate::engine::model::PortSpec;
 
     fn spec() -> ServiceSpec {
         serde_json::from_value(serde_json::json!({

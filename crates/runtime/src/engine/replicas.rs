@@ -20,10 +20,10 @@ use bollard::Docker;
 use serde_yaml::{Mapping, Value};
 
 use super::containers::{self, ProjectLabels, Ready};
+use super::containers::{Existing, create_and_start, readiness, short, start};
+use super::model::ServiceSpec;
 use super::mounts::{self, Inherited};
-use super::reconcile::{Existing, create_and_start, readiness, short, start};
 use super::replace::{self, Order};
-use super::spec::ServiceSpec;
 use super::{EngineError, UpOptions};
 use hooks_compose::{KeyPath, Location, Project};
 use hooks_journal::log::DeploymentLog;
@@ -273,7 +273,7 @@ pub(super) async fn update_replica(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::spec::PortSpec;
+    use crate::engine::model::PortSpec;
 
     fn project(dir: &Path, text: &str) -> Project {
         std::fs::write(dir.join("docker-compose.yml"), text).unwrap();

@@ -6,8 +6,9 @@
 use bollard::Docker;
 
 use super::containers::{self, ProjectLabels, Ready};
+use super::containers::{create_and_start, readiness, short};
 use super::mounts::{self, Inherited};
-use super::reconcile::{self, create_and_start, readiness, short};
+use super::reconcile;
 use super::replace::{self, Order};
 use super::{EngineError, UpOptions, replicas};
 use hooks_compose::Project;

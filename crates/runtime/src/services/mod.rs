@@ -9,31 +9,10 @@ use std::path::{Path, PathBuf};
 
 pub mod status;
 
-use crate::health::{self, Target};
+use crate::health;
+pub use crate::instance::{InstanceManager, Release, target};
 use crate::supervisor::proto::{self, HealthSpec, InstanceSpec, Request};
 use hooks_appspec::{Manager, ServiceConfig};
-
-/// Restarts one instance and tells whether it came up healthy.
-pub trait InstanceManager {
-    /// Restarts `instance` (0-based `index` in the service's list) of `service` running the
-    /// release in `release_dir`; `Ok(what happened)` once it is healthy, `Err(why)` if not.
-    fn restart(
-        &mut self,
-        service: &ServiceConfig,
-        instance: &str,
-        index: usize,
-        release: &Release,
-    ) -> Result<String, String>;
-}
-
-/// The release whose build the instances should run.
-#[derive(Debug, Clone)]
-pub struct Release {
-    /// Deployment id.
-    pub id: String,
-    /// Its directory (what `current` points to once it is activated).
-    pub dir: PathBuf,
-}
 
 /// Which instance failed, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,19 +83,6 @@ pub fn validate(services: &[ServiceConfig], note: &mut dyn FnMut(&str)) -> Resul
         }
     }
     Ok(())
-}
-
-/// The health-check target of an instance.
-pub fn target(http_path: Option<&str>, addr: std::net::SocketAddr) -> Target {
-    match http_path {
-        Some(path) => Target::Http {
-            url: format!("http://{addr}{path}"),
-        },
-        None => Target::Tcp {
-            host: addr.ip().to_string(),
-            port: addr.port(),
-        },
-    }
 }
 
 /// The process description the supervisor gets for one instance: program inside the

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::health;
 use hooks_appspec::ServiceConfig;
 
-use super::services::{InstanceManager, Release, target};
+use crate::instance::{InstanceManager, Release, target};
 
 /// How long an instance must keep running, with the same main process, after its start
 /// before it counts as started (docs/appspec.md: "still running 0.5 s after its start").

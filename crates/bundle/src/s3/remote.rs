@@ -1,11 +1,11 @@
-//! The agent's S3 calls: GET the pointer (conditional on the ETag last seen) and PUT a
+//! The agent's S3 calls (`hooks agent`): GET the pointer (conditional on the ETag last seen) and PUT a
 //! status object. One client and runtime for the agent's whole life.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 
-use hooks_bundle::s3::{S3Location, S3Options};
+use super::{S3Location, S3Options};
 
 /// What a GET of the pointer found.
 pub enum Read {
@@ -30,7 +30,7 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the S3 runtime: {e}"))?;
-        let client = runtime.block_on(hooks_bundle::s3::client::build(options));
+        let client = runtime.block_on(super::client::build(options));
         Ok(Self { runtime, client })
     }
 
