@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod log;
 pub mod migration_guard;
 pub mod outcome;
+pub mod plan;
 pub mod preflight;
 pub mod progress;
 pub mod recovery;
