@@ -5,10 +5,11 @@
 //! input stops nothing (CodeDeploy stops the application first and only then finds out).
 //!
 //! This file walks the in-place lifecycle in the order of the plan's table ([`super::plan`]),
-//! deciding what to skip, and holds the bail-out; its parts live beside it: DownloadBundle and its refusals in `deploy/download.rs`, the
-//! history record, last log lines and notifications in `deploy/finish.rs`, the options and
-//! outcome types in [`super::outcome`], and what deploy shares with rollback and run-hook
-//! (ids, script environment, log, the [`Activation`] set-up) in [`super::session`].
+//! deciding what to skip, and holds the bail-out; its parts live beside it: DownloadBundle and
+//! its refusals in `deploy/download.rs`, the history record, last log lines and notifications
+//! in `deploy/finish.rs`, the options and outcome types in [`super::outcome`], and what deploy
+//! shares with rollback and run-hook (ids, script environment, log, the [`Activation`] set-up)
+//! in [`super::session`].
 
 mod download;
 mod finish;
