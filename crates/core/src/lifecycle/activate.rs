@@ -10,6 +10,7 @@ use hooks_appspec::{AppSpec, LifecycleEvent};
 use super::builtins::{self, BuiltinContext};
 use super::events::{Builtin, EventRunner, StepFailure};
 use super::install;
+use super::plan::{self, Stage, Step};
 use hooks_journal::progress::Progress;
 
 /// A complete release on disk with its appspec.
@@ -28,8 +29,11 @@ pub struct Activation<'a, 'r> {
 
 impl Activation<'_, '_> {
     /// Runs `event` of `release`: its built-in step (see [`builtins`]), then its scripts, with
-    /// the release as working directory.
+    /// the release as working directory. The Install step goes through [`Self::install`].
     pub fn event(&mut self, event: LifecycleEvent, release: &Release) -> Result<(), StepFailure> {
+        if plan::row(event).builtin == Step::Install {
+            return self.install(release);
+        }
         let builtin = builtins::for_event(event, release, self.builtins);
         self.runner.run(event, &release.spec, &release.dir, builtin)
     }
@@ -111,9 +115,9 @@ impl Activation<'_, '_> {
         }
     }
 
-    /// Makes `target` serve again: stops `stop_first` (best effort), re-installs the target's
-    /// files in place of those of the replaced release, switches `current`, and runs
-    /// ApplicationStart and ValidateService.
+    /// Makes `target` serve again: stops `stop_first` (best effort), then follows the plan's
+    /// restore ([`plan::restore`]): re-installs the target's files in place of those of the
+    /// replaced release, switches `current`, and runs ApplicationStart and ValidateService.
     pub fn restore(
         &mut self,
         target: &Release,
@@ -122,10 +126,10 @@ impl Activation<'_, '_> {
         if let Some(failed) = stop_first {
             self.stop_best_effort(failed);
         }
-        self.install(target)?;
-        self.switch(target)?;
-        self.event(LifecycleEvent::ApplicationStart, target)?;
-        self.event(LifecycleEvent::ValidateService, target)
+        plan::restore().try_for_each(|stage| match stage {
+            Stage::Event(row) => self.event(row.event, target),
+            Stage::Switch => self.switch(target),
+        })
     }
 }
 

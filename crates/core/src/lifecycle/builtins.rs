@@ -1,6 +1,7 @@
-//! The built-in steps of the `deploy:` extension, by event. One place decides which built-in
-//! step runs before the scripts of an event, so `hooks deploy`, a restore, `hooks rollback`
-//! and `hooks run-hook` under the CodeDeploy agent all run the same code.
+//! The built-in steps of the `deploy:` extension: what each step does. Which event it runs in
+//! is a column of the plan's table ([`super::plan`]); this module turns that step into code, so
+//! `hooks deploy`, a restore, `hooks rollback` and `hooks run-hook` under the CodeDeploy agent
+//! all run the same code.
 //!
 //! | event            | built-in step (before the event's scripts)                        |
 //! |------------------|-------------------------------------------------------------------|
@@ -28,6 +29,7 @@ use hooks_runtime::services;
 
 use super::activate::Release;
 use super::events::Builtin;
+use super::plan::Step;
 
 /// Database backups kept under `<root>/backups/`.
 pub const KEEP_BACKUPS: usize = 10;
@@ -125,14 +127,15 @@ pub fn secret_files(release: &Release) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The built-in step of `event` for `release`, if its `deploy:` section asks for one.
+/// The built-in step of `event` (its row's [`Step`]) for `release`, if its `deploy:` section
+/// asks for one.
 pub fn for_event<'a>(
     event: LifecycleEvent,
     release: &'a Release,
     context: &'a BuiltinContext,
 ) -> Option<Builtin<'a>> {
-    match event {
-        LifecycleEvent::AfterInstall => {
+    match super::plan::row(event).builtin {
+        Step::Migrate => {
             let config = release.spec.deploy.migrate.as_ref()?;
             Some(Box::new(move |log| {
                 let shared_dir = context.shared_dir();
@@ -165,7 +168,7 @@ pub fn for_event<'a>(
                 })
             }))
         }
-        LifecycleEvent::ApplicationStart
+        Step::Services
             if release.spec.deploy.compose.is_some()
                 || !release.spec.deploy.services.is_empty() =>
         {
@@ -194,19 +197,17 @@ pub fn for_event<'a>(
                     &release.spec.deploy.services,
                     None,
                     &target,
-                    &mut |note| log.line("ApplicationStart", note),
+                    &mut |note| log.line(event.name(), note),
                 )
                 .map_err(|failure| format!("rolling restart stopped at {failure}"))
             }))
         }
-        LifecycleEvent::ValidateService if !release.spec.deploy.services.is_empty() => {
-            Some(Box::new(move |log| {
-                services::validate(&release.spec.deploy.services, &mut |note| {
-                    log.line("ValidateService", note)
-                })
-                .map_err(|failure| format!("health check failed for {failure}"))
-            }))
-        }
+        Step::Health if !release.spec.deploy.services.is_empty() => Some(Box::new(move |log| {
+            services::validate(&release.spec.deploy.services, &mut |note| {
+                log.line(event.name(), note)
+            })
+            .map_err(|failure| format!("health check failed for {failure}"))
+        })),
         _ => None,
     }
 }

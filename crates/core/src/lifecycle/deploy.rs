@@ -4,11 +4,12 @@
 //! The bundle is fetched, unpacked and its appspec validated *before* ApplicationStop, so bad
 //! input stops nothing (CodeDeploy stops the application first and only then finds out).
 //!
-//! This file holds the order of the in-place lifecycle and the bail-out; its parts live beside
-//! it: DownloadBundle and its refusals in `deploy/download.rs`, the
-//! history record, last log lines and notifications in `deploy/finish.rs`, the options and
-//! outcome types in [`super::outcome`], and what deploy shares with rollback and run-hook
-//! (ids, script environment, log, the [`Activation`] set-up) in [`super::session`].
+//! This file walks the in-place lifecycle in the order of the plan's table ([`super::plan`]),
+//! deciding what to skip, and holds the bail-out; its parts live beside it: DownloadBundle and
+//! its refusals in `deploy/download.rs`, the history record, last log lines and notifications
+//! in `deploy/finish.rs`, the options and outcome types in [`super::outcome`], and what deploy
+//! shares with rollback and run-hook (ids, script environment, log, the [`Activation`] set-up)
+//! in [`super::session`].
 
 mod download;
 mod finish;
@@ -22,6 +23,7 @@ use super::activate::{Activation, Release};
 use super::events::StepFailure;
 use super::install;
 pub use super::outcome::{DeployOptions, Outcome};
+use super::plan::{self, Revision, Stage, Step};
 pub use super::recovery::{Explain, begin, begin_continuing};
 use super::session::with_activation;
 pub use super::session::{current_user, hooks_env, new_deployment_id, open_log};
@@ -293,81 +295,78 @@ impl Run<'_> {
         }
     }
 
-    /// The in-place lifecycle. On failure returns whether anything had changed yet.
+    /// The in-place lifecycle, as the plan's table orders it ([`plan::in_place`]); DownloadBundle
+    /// has already run. On failure returns whether anything had changed yet.
     fn lifecycle(
         &self,
         activation: &mut Activation<'_, '_>,
         new: &Release,
         previous: Option<&Release>,
     ) -> Result<(), (StepFailure, bool)> {
-        use LifecycleEvent::*;
-        let traffic = previous.is_some_and(|p| p.spec.deploy.traffic);
-        if let Some(previous) = previous.filter(|_| traffic) {
-            for event in [BeforeBlockTraffic, AfterBlockTraffic] {
-                activation.event(event, previous).map_err(|f| (f, true))?;
+        let changed = |failure| (failure, true);
+        // Consecutive events skipped for one reason are reported together.
+        let mut skipping: Option<(Skip, Vec<LifecycleEvent>)> = None;
+        for stage in plan::in_place() {
+            let row = match stage {
+                Stage::Switch => {
+                    self.skipped(skipping.take());
+                    activation.switch(new).map_err(changed)?;
+                    continue;
+                }
+                Stage::Event(row) => row,
+            };
+            let release = match row.revision {
+                Revision::Previous => previous,
+                Revision::New => Some(new),
+            };
+            let skip = if row.traffic && !release.is_some_and(|r| r.spec.deploy.traffic) {
+                Some(Skip::NoTraffic)
+            } else if row.event == LifecycleEvent::ApplicationStop
+                && self.options.skip_application_stop
+            {
+                Some(Skip::Flag)
+            } else if release.is_none() {
+                Some(Skip::NoPrevious)
+            } else {
+                None
+            };
+            match (skip, &mut skipping) {
+                (Some(skip), Some((same, events))) if *same == skip => events.push(row.event),
+                (Some(skip), _) => {
+                    self.skipped(skipping.replace((skip, vec![row.event])));
+                }
+                (None, _) => self.skipped(skipping.take()),
             }
-        } else {
-            self.log.line(
-                "deploy",
-                "BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic skipped: no traffic switch configured (deploy.traffic)",
-            );
-            self.skipped(
-                &[BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic],
-                "no traffic switch configured",
-            );
+            let Some(release) = release.filter(|_| skip.is_none()) else {
+                continue;
+            };
+            // The bundle was fetched and checked before anything stopped; the traffic calls
+            // themselves are the load balancer's, which `hooks` has none of.
+            if row.builtin != Step::Download && row.has_work() {
+                activation.event(row.event, release).map_err(changed)?;
+            }
         }
-        match previous {
-            _ if self.options.skip_application_stop => {
-                self.log
-                    .line("ApplicationStop", "skipped (--skip-application-stop)");
-                self.skipped(&[ApplicationStop], "--skip-application-stop");
-            }
-            None => {
-                self.log.line(
-                    "ApplicationStop",
-                    "skipped: no earlier successful deployment on this root",
-                );
-                self.skipped(&[ApplicationStop], "no earlier successful deployment");
-            }
-            Some(previous) => activation
-                .event(ApplicationStop, previous)
-                .map_err(|f| (f, true))?,
-        }
-        activation
-            .event(BeforeInstall, new)
-            .map_err(|f| (f, true))?;
-        activation.install(new).map_err(|f| (f, true))?;
-        activation.event(AfterInstall, new).map_err(|f| (f, true))?;
-        activation.switch(new).map_err(|f| (f, true))?;
-        activation
-            .event(ApplicationStart, new)
-            .map_err(|f| (f, true))?;
-        activation
-            .event(ValidateService, new)
-            .map_err(|f| (f, true))?;
-        if new.spec.deploy.traffic {
-            for event in [BeforeAllowTraffic, AfterAllowTraffic] {
-                activation.event(event, new).map_err(|f| (f, true))?;
-            }
-        } else {
-            self.log.line(
-                "deploy",
-                "BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic skipped: no traffic switch configured (deploy.traffic)",
-            );
-            self.skipped(
-                &[BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic],
-                "no traffic switch configured",
-            );
-        }
+        self.skipped(skipping.take());
         // With traffic back on the new release, so the window watches it serving.
-        activation.bake(new).map_err(|f| (f, true))?;
+        activation.bake(new).map_err(changed)?;
         Ok(())
     }
 
-    fn skipped(&self, events: &[LifecycleEvent], reason: &str) {
+    /// Reports `events` skipped for one reason: one log line and one progress event.
+    fn skipped(&self, skipped: Option<(Skip, Vec<LifecycleEvent>)>) {
+        let Some((skip, events)) = skipped else {
+            return;
+        };
+        let names: Vec<String> = events.iter().map(|e| e.name().to_owned()).collect();
+        match names.as_slice() {
+            [one] => self.log.line(one, skip.detail()),
+            _ => self
+                .log
+                .line("deploy", &format!("{} {}", names.join(", "), skip.detail())),
+        }
         self.log.progress(Progress::Skipped {
-            events: events.iter().map(|e| e.name().to_owned()).collect(),
-            reason: reason.to_owned(),
+            events: names,
+            reason: skip.reason().to_owned(),
         });
     }
 
@@ -400,7 +399,7 @@ impl Run<'_> {
                 restore: "not attempted (--no-rollback)".to_owned(),
             };
         }
-        let started = failure.event >= LifecycleEvent::ApplicationStart;
+        let started = plan::row(failure.event).started;
         match previous {
             Some(previous) => {
                 self.log.line(
@@ -468,6 +467,37 @@ impl Run<'_> {
                     restored: None,
                 }
             }
+        }
+    }
+}
+
+/// Why the in-place lifecycle skips an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    /// A traffic event, and the release it runs on configures no traffic switch.
+    NoTraffic,
+    /// ApplicationStop, and `--skip-application-stop` was given.
+    Flag,
+    /// An event of the previous release, and no deployment on this root has succeeded yet.
+    NoPrevious,
+}
+
+impl Skip {
+    /// The reason given in the progress event.
+    fn reason(self) -> &'static str {
+        match self {
+            Self::NoTraffic => "no traffic switch configured",
+            Self::Flag => "--skip-application-stop",
+            Self::NoPrevious => "no earlier successful deployment",
+        }
+    }
+
+    /// What the log says after the skipped events' names.
+    fn detail(self) -> &'static str {
+        match self {
+            Self::NoTraffic => "skipped: no traffic switch configured (deploy.traffic)",
+            Self::Flag => "skipped (--skip-application-stop)",
+            Self::NoPrevious => "skipped: no earlier successful deployment on this root",
         }
     }
 }

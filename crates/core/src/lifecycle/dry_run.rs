@@ -9,6 +9,7 @@ use hooks_appspec::{self as appspec, AppSpec, LifecycleEvent};
 use hooks_bundle::BundleSource;
 
 use super::outcome::{DeployOptions, Outcome};
+use super::plan::{self, Revision, Stage, Step};
 use super::preflight;
 
 /// The plan `source` would follow on `options.root`, one line per step, or why it would be
@@ -63,17 +64,18 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
         .map(|release| release.spec);
     let traffic_before = previous_spec.as_ref().is_some_and(|s| s.deploy.traffic);
     let migrations = pending_migrations(&spec, &layout, bundle_dir).map_err(invalid)?;
-    for event in LifecycleEvent::ALL {
-        if event == LifecycleEvent::DownloadBundle {
-            continue;
-        }
-        let runs_old = matches!(
-            event,
-            LifecycleEvent::BeforeBlockTraffic
-                | LifecycleEvent::BlockTraffic
-                | LifecycleEvent::AfterBlockTraffic
-                | LifecycleEvent::ApplicationStop
-        );
+    for stage in plan::in_place() {
+        let row = match stage {
+            Stage::Switch => {
+                lines.push("switch: `current` -> the new release".to_owned());
+                continue;
+            }
+            // Its line heads the plan: the bundle is checked before anything else.
+            Stage::Event(row) if row.builtin == Step::Download => continue,
+            Stage::Event(row) => row,
+        };
+        let event = row.event;
+        let runs_old = row.revision == Revision::Previous;
         let (release, on) = if runs_old {
             match (&previous, &previous_spec) {
                 (Some(id), Some(old)) => (format!("release {id} (the last successful one)"), old),
@@ -92,7 +94,7 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
         } else {
             spec.deploy.traffic
         };
-        if event.is_traffic() && !traffic {
+        if row.traffic && !traffic {
             continue;
         }
         if event == LifecycleEvent::ApplicationStop && options.skip_application_stop {
@@ -100,10 +102,10 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
             continue;
         }
         lines.push(format!("{event}: {release}"));
-        if let Some(builtin) = builtin_step(event, on, &migrations) {
+        if let Some(builtin) = builtin_step(row.builtin, on, &migrations) {
             lines.push(format!("  built-in: {builtin}"));
         }
-        if event == LifecycleEvent::ApplicationStart
+        if row.builtin == Step::Services
             && let Some(compose) = &spec.deploy.compose
         {
             let state_dir = layout.root().join("compose");
@@ -126,9 +128,6 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
                     .unwrap_or_default()
             ));
         }
-        if event == LifecycleEvent::AfterInstall {
-            lines.push("switch: `current` -> the new release".to_owned());
-        }
     }
     if let Some(window) = spec.deploy.bake {
         lines.push(format!(
@@ -141,16 +140,16 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
     Ok(lines)
 }
 
-/// What the built-in step of `event` would do for a release described by `spec`.
-fn builtin_step(event: LifecycleEvent, spec: &AppSpec, migrations: &str) -> Option<String> {
-    match event {
-        LifecycleEvent::Install => Some(format!(
+/// What the built-in `step` would do for a release described by `spec`.
+fn builtin_step(step: Step, spec: &AppSpec, migrations: &str) -> Option<String> {
+    match step {
+        Step::Install => Some(format!(
             "{} shared path(s) linked, {} files entr(ies) copied, {} permission entr(ies)",
             spec.deploy.shared.len(),
             spec.files.len(),
             spec.permissions.len()
         )),
-        LifecycleEvent::AfterInstall => {
+        Step::Migrate => {
             let config = spec.deploy.migrate.as_ref()?;
             Some(format!(
                 "migrations with {}: {}",
@@ -158,7 +157,7 @@ fn builtin_step(event: LifecycleEvent, spec: &AppSpec, migrations: &str) -> Opti
                 migrations
             ))
         }
-        LifecycleEvent::ApplicationStart => {
+        Step::Services => {
             let mut parts = Vec::new();
             if let Some(compose) = &spec.deploy.compose {
                 parts.push(format!(
@@ -186,7 +185,9 @@ fn builtin_step(event: LifecycleEvent, spec: &AppSpec, migrations: &str) -> Opti
             }
             (!parts.is_empty()).then(|| parts.join("; "))
         }
-        _ => None,
+        // The download is the plan's first line; a health check has nothing to show before
+        // the services it checks run.
+        Step::Download | Step::Health | Step::None => None,
     }
 }
 

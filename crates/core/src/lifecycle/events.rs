@@ -196,13 +196,8 @@ impl EventRunner<'_> {
     }
 }
 
-/// The name presenters show for the built-in step of `event` (see [`super::builtins`]).
+/// The name presenters show for the built-in step of `event`, from the plan's table (see
+/// [`super::plan::Step`]).
 pub fn step_name(event: LifecycleEvent) -> &'static str {
-    match event {
-        LifecycleEvent::Install => "install",
-        LifecycleEvent::AfterInstall => "migrate",
-        LifecycleEvent::ApplicationStart => "services",
-        LifecycleEvent::ValidateService => "health",
-        _ => "built-in",
-    }
+    super::plan::row(event).builtin.name().unwrap_or("built-in")
 }

@@ -1,9 +1,11 @@
 //! The lifecycle engine: event order, the plan of a deployment, script execution, and the
 //! bail-out that restores the previous release.
 //!
-//! Built-in steps run inside the CodeDeploy events, before the user's scripts of the same
-//! event: Install links shared paths and copies `files:`; the `current` switch happens between
-//! AfterInstall and ApplicationStart.
+//! What a deployment does in each CodeDeploy event (which release it runs on, its built-in
+//! step, where the `current` switch happens, what a restore runs) is one table, [`plan`].
+//! Built-in steps run inside the events, before the user's scripts of the same event: Install
+//! links shared paths and copies `files:`; the `current` switch happens between AfterInstall and
+//! ApplicationStart.
 
 pub mod activate;
 pub mod agent_log;
@@ -17,6 +19,7 @@ pub mod install;
 pub mod interrupt;
 pub mod migration_guard;
 pub mod outcome;
+pub mod plan;
 pub mod preflight;
 pub mod recovery;
 pub mod rollback;

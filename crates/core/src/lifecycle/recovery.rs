@@ -62,9 +62,8 @@ pub fn begin_continuing(
 pub fn started_release(layout: &Layout, lock: &DeployLock) -> Option<String> {
     let previous = lock.previous.as_ref().filter(|p| !p.released)?;
     let event = LifecycleEvent::from_name(previous.event.as_deref()?)?;
-    (event >= LifecycleEvent::ApplicationStart
-        && layout.release_dir(&previous.deployment_id).is_dir())
-    .then(|| previous.deployment_id.clone())
+    (super::plan::row(event).started && layout.release_dir(&previous.deployment_id).is_dir())
+        .then(|| previous.deployment_id.clone())
 }
 
 /// Runs the ApplicationStop of `id`, a deployment killed at or after its ApplicationStart

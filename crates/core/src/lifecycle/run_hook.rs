@@ -17,6 +17,11 @@
 //! | ApplicationStart      | switch `current`, then ApplicationStart's built-ins                 |
 //! | ValidateService       | ValidateService's built-ins, then record success and prune releases (AfterAllowTraffic with `deploy.traffic`) |
 //!
+//! The table follows from the plan's ([`super::plan`]): the agent runs no `hooks` process for
+//! the events it performs itself, so their built-in work and the `current` switch fall to the
+//! next scriptable event ([`super::plan::before_under_agent`]), and the deployment has
+//! succeeded at the last scriptable one ([`super::plan::last_under_agent`]).
+//!
 //! The built-ins come from [`super::builtins`] through [`Activation`](super::activate::Activation), exactly as in
 //! `hooks deploy`. A failure is recorded in the history and reported to the agent (exit 1); the
 //! agent's own rollback (a new deployment of the last good revision) restores service.
@@ -40,6 +45,7 @@ use super::activate::{Release, load_release};
 use super::agent_log;
 use super::ending::Ending;
 use super::events::StepFailure;
+use super::plan::{self, Revision, Stage, Step};
 use super::preflight;
 use super::recovery::begin_continuing;
 use super::script::Grace;
@@ -159,8 +165,8 @@ impl HookOutcome {
 
 /// Runs the built-in steps of `agent.event` for the deployment the agent is making.
 pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
-    use LifecycleEvent::*;
-    if !agent.event.is_scriptable() {
+    let row = plan::row(agent.event);
+    if !row.scripts {
         return HookOutcome::Invalid(format!(
             "{} is performed by the agent itself and runs no scripts",
             agent.event
@@ -234,14 +240,14 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
         env,
         Grace::default(),
         |activation| {
-            Ok(match event {
+            Ok(match row.revision {
                 _ if options.script.is_some() => {
                     let location = options.script.clone().unwrap_or_default();
                     user_script(&layout, &archive, &location, event)
                         .map_err(|e| failure(event, e))
                         .and_then(|(spec, dir)| activation.runner.run(event, &spec, &dir, None))
                 }
-                BeforeBlockTraffic | AfterBlockTraffic | ApplicationStop => {
+                Revision::Previous => {
                     match history
                         .last_successful(&layout.releases_dir())
                         .ok()
@@ -259,48 +265,60 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
                         }
                     }
                 }
-                BeforeInstall => match adopt(&layout, &log, &archive, id) {
-                    Ok(release) => activation.event(event, &agent_view(release)),
-                    Err(error) => {
-                        // Bad input found before anything changed: exit 3, as `hooks deploy` does.
-                        log.line("DownloadBundle", &format!("refused: {error}"));
-                        let _ = history.append(
-                            &Ending {
-                                failed_event: Some(DownloadBundle.name().to_owned()),
-                                error: Some(log.redact(&error)),
-                                ..Ending::new(history::Result::Invalid)
+                Revision::New => {
+                    // What the agent did itself since the previous scriptable event, whose
+                    // built-in work (and the switch) falls to this one.
+                    let catch_up = plan::before_under_agent(event);
+                    let download = catch_up
+                        .iter()
+                        .any(|s| matches!(s, Stage::Event(r) if r.builtin == Step::Download));
+                    let release = if download {
+                        match adopt(&layout, &log, &archive, id) {
+                            Ok(release) => release,
+                            Err(error) => {
+                                // Bad input found before anything changed: exit 3, as
+                                // `hooks deploy` does.
+                                log.line("DownloadBundle", &format!("refused: {error}"));
+                                let _ = history.append(
+                                    &Ending {
+                                        failed_event: Some(
+                                            LifecycleEvent::DownloadBundle.name().to_owned(),
+                                        ),
+                                        error: Some(log.redact(&error)),
+                                        ..Ending::new(history::Result::Invalid)
+                                    }
+                                    .record(id),
+                                );
+                                log.sync();
+                                return Err(HookOutcome::Invalid(error));
                             }
-                            .record(id),
-                        );
-                        log.sync();
-                        return Err(HookOutcome::Invalid(error));
-                    }
-                },
-                _ => match load_release(&layout, id) {
-                    Err(e) => Err(failure(
-                        event,
-                        format!(
-                            "{e}; list deploy/codedeploy/run-hook first under BeforeInstall in appspec.yml, so the revision becomes a release before {event}"
-                        ),
-                    )),
-                    Ok(release) => {
-                        let release = agent_view(release);
-                        let traffic = release.spec.deploy.traffic;
-                        let step = match event {
-                            AfterInstall => activation
-                                .install(&release)
-                                .and_then(|()| activation.event(event, &release)),
-                            ApplicationStart => activation
-                                .switch(&release)
-                                .and_then(|()| activation.event(event, &release)),
-                            _ => activation.event(event, &release),
-                        };
-                        let last = if traffic {
-                            AfterAllowTraffic
-                        } else {
-                            ValidateService
-                        };
-                        step.map(|()| {
+                        }
+                    } else {
+                        match load_release(&layout, id) {
+                            Ok(release) => release,
+                            Err(e) => {
+                                return Ok(Err(failure(
+                                    event,
+                                    format!(
+                                        "{e}; list deploy/codedeploy/run-hook first under BeforeInstall in appspec.yml, so the revision becomes a release before {event}"
+                                    ),
+                                )));
+                            }
+                        }
+                    };
+                    let release = agent_view(release);
+                    let last = plan::last_under_agent(release.spec.deploy.traffic);
+                    catch_up
+                        .iter()
+                        .try_for_each(|stage| match stage {
+                            Stage::Switch => activation.switch(&release),
+                            // Adopted above.
+                            Stage::Event(r) if r.builtin == Step::Download => Ok(()),
+                            Stage::Event(r) if r.has_work() => activation.event(r.event, &release),
+                            Stage::Event(_) => Ok(()),
+                        })
+                        .and_then(|()| activation.event(event, &release))
+                        .map(|()| {
                             if event == last {
                                 succeed(
                                     &layout,
@@ -311,8 +329,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
                                 );
                             }
                         })
-                    }
-                },
+                }
             })
         },
     );
