@@ -17,7 +17,7 @@ fn declared_services(layout: &Layout) -> (Vec<ServiceConfig>, Option<String>) {
     let Some(current) = layout.current_release() else {
         return (Vec::new(), None);
     };
-    match hooks_core::lifecycle::activate::load_release(layout, &current) {
+    match hooks_core::release::kept::load_release(layout, &current) {
         Ok(release) => (release.spec.deploy.services, None),
         Err(e) => (Vec::new(), Some(e)),
     }

@@ -2,23 +2,15 @@
 //! a deployment and backwards by a restore or `hooks rollback`, so both go through the same
 //! steps.
 
-use std::path::PathBuf;
-
+use crate::release::kept::Release;
 use crate::release::{Layout, switch};
-use hooks_appspec::{AppSpec, LifecycleEvent};
+use hooks_appspec::LifecycleEvent;
 
 use super::builtins::{self, BuiltinContext};
 use super::events::{Builtin, EventRunner, StepFailure};
 use super::install;
 use super::plan::{self, Stage, Step};
 use hooks_journal::progress::Progress;
-
-/// A complete release on disk with its appspec.
-pub struct Release {
-    pub id: String,
-    pub dir: PathBuf,
-    pub spec: AppSpec,
-}
 
 /// Drives events for releases of one root.
 pub struct Activation<'a, 'r> {
@@ -131,23 +123,4 @@ impl Activation<'_, '_> {
             Stage::Switch => self.switch(target),
         })
     }
-}
-
-/// Loads the appspec of a kept release.
-pub fn load_release(layout: &Layout, id: &str) -> Result<Release, String> {
-    let dir = layout.release_dir(id);
-    if !dir.is_dir() {
-        return Err(format!(
-            "release {id} is not on disk under {}",
-            layout.releases_dir().display()
-        ));
-    }
-    let path =
-        hooks_appspec::find_in(&dir).ok_or_else(|| format!("release {id} has no appspec.yml"))?;
-    let loaded = hooks_appspec::load(&path).map_err(|e| e.to_string())?;
-    Ok(Release {
-        id: id.to_owned(),
-        dir,
-        spec: loaded.spec,
-    })
 }

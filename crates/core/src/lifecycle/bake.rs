@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use hooks_appspec::LifecycleEvent;
 
-use super::activate::{Activation, Release};
+use super::activate::Activation;
 use super::events::StepFailure;
+use crate::release::kept::Release;
 use hooks_journal::progress::Progress;
 
 /// How often a bake window looks whether a signal asked the deployment to stop.

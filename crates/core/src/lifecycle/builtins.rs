@@ -27,9 +27,9 @@ use crate::release::lock::HolderRecord;
 use hooks_appspec::LifecycleEvent;
 use hooks_runtime::services;
 
-use super::activate::Release;
 use super::events::Builtin;
 use super::plan::Step;
+use crate::release::kept::Release;
 
 /// Database backups kept under `<root>/backups/`.
 pub const KEEP_BACKUPS: usize = 10;

@@ -19,7 +19,7 @@ use crate::release::{DeployLock, History, Layout, retention, switch};
 use hooks_appspec::{self as appspec, LifecycleEvent};
 use hooks_bundle::BundleSource;
 
-use super::activate::{Activation, Release};
+use super::activate::Activation;
 use super::events::StepFailure;
 use super::install;
 pub use super::outcome::{DeployOptions, Outcome};
@@ -27,6 +27,7 @@ use super::plan::{self, Revision, Stage, Step};
 pub use super::recovery::{Explain, begin, begin_continuing};
 use super::session::with_activation;
 pub use super::session::{current_user, hooks_env, new_deployment_id, open_log};
+use crate::release::kept::Release;
 use download::{Refusal, root_inside_bundle};
 use hooks_journal::log::DeploymentLog;
 use hooks_journal::progress::{Progress, RunKind};

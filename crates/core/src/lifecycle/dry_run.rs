@@ -60,7 +60,7 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
         .flatten();
     let previous_spec = previous
         .as_ref()
-        .and_then(|id| super::activate::load_release(&layout, id).ok())
+        .and_then(|id| crate::release::kept::load_release(&layout, id).ok())
         .map(|release| release.spec);
     let traffic_before = previous_spec.as_ref().is_some_and(|s| s.deploy.traffic);
     let migrations = pending_migrations(&spec, &layout, bundle_dir).map_err(invalid)?;

@@ -14,8 +14,8 @@ use crate::release::history::Kind;
 use crate::release::ledger::{self, KnownMigration};
 use hooks_appspec::MigrateConfig;
 
-use super::activate::Release;
 use super::builtins::{self, KEEP_BACKUPS};
+use crate::release::kept::Release;
 
 /// A migration in the database that the target release does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]

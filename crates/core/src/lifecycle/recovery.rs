@@ -71,7 +71,7 @@ pub fn started_release(layout: &Layout, lock: &DeployLock) -> Option<String> {
 /// next release needs (a port, a pidfile), and no later deployment would otherwise stop it.
 pub fn stop_started(activation: &mut super::activate::Activation<'_, '_>, id: &str) {
     let log = activation.runner.log;
-    match super::activate::load_release(activation.layout, id) {
+    match crate::release::kept::load_release(activation.layout, id) {
         Ok(release) => {
             log.line(
                 "recovery",

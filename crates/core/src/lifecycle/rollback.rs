@@ -7,12 +7,12 @@ use std::time::Duration;
 use crate::release::history::{self, Kind, Record};
 use crate::release::{History, Layout};
 
-use super::activate::load_release;
 use super::ending::Ending;
 use super::outcome::Outcome;
 use super::recovery::begin;
 use super::script::Grace;
 use super::session::{current_user, hooks_env, new_deployment_id, open_log, with_activation};
+use crate::release::kept::load_release;
 use hooks_journal::progress::{Progress, ProgressSink, RunKind};
 
 /// What the operator asked for.

@@ -41,7 +41,6 @@ use crate::release::{History, Layout, retention};
 use hooks_appspec::{self as appspec, AppSpec, LifecycleEvent};
 use hooks_bundle as bundle;
 
-use super::activate::{Release, load_release};
 use super::agent_log;
 use super::ending::Ending;
 use super::events::StepFailure;
@@ -50,6 +49,7 @@ use super::preflight;
 use super::recovery::begin_continuing;
 use super::script::Grace;
 use super::session::{current_user, hooks_env, with_activation};
+use crate::release::kept::{Release, load_release};
 use hooks_journal::log::DeploymentLog;
 
 pub use super::session::ENGINE_MARKER;

@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod history;
+pub mod kept;
 pub mod layout;
 pub mod ledger;
 pub mod lock;

@@ -11,8 +11,8 @@ use bollard::models::{
     RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -387,4 +387,62 @@ pub(super) async fn create_and_start(
 /// The first 12 hex digits of a container id, as the Docker CLI shows it.
 pub(super) fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
+}
+
+/// The replica number of a container from its labels (1 when the label is missing: a
+/// container made before replicas existed).
+pub fn number(labels: &std::collections::HashMap<String, String>) -> u32 {
+    labels.get(NUMBER).and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
+/// The engine's filter for the containers (and networks, volumes) labelled with `project`.
+pub(super) fn project_filter(project: &str) -> HashMap<&'static str, Vec<String>> {
+    HashMap::from([("label", vec![format!("{PROJECT}={project}")])])
+}
+
+/// The project's containers by (service, replica number), without `.next` leftovers.
+pub(super) async fn existing(docker: &Docker, project: &str) -> Result<Current, EngineError> {
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&project_filter(project))
+        .build();
+    let list = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
+    // A start-first replacement left behind by a crash (`.next`) is not the service's
+    // container; `up` replaces it and `down` removes it (see `all_containers`).
+    Ok(list
+        .into_iter()
+        .filter(|c| !c.names.iter().flatten().any(|n| n.ends_with(".next")))
+        .filter_map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            Some((
+                (labels.get(SERVICE)?.clone(), number(&labels)),
+                Existing {
+                    id: c.id?,
+                    hash: labels.get(CONFIG_HASH).cloned().unwrap_or_default(),
+                },
+            ))
+        })
+        .collect())
+}
+
+/// Every container of the project, `.next` leftovers included: (service, id).
+pub(super) async fn all_containers(
+    docker: &Docker,
+    project: &str,
+) -> Result<Vec<(String, String)>, EngineError> {
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&project_filter(project))
+        .build();
+    let list = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|c| Some((c.labels?.get(SERVICE)?.clone(), c.id?)))
+        .collect())
 }

@@ -19,6 +19,7 @@ pub mod replace;
 mod replicas;
 mod rollback;
 pub mod spec;
+mod state;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,7 +31,8 @@ pub use containers::{CONFIG_HASH, PROJECT, SERVICE, WORKING_DIR, container_name}
 pub use model::ServiceSpec;
 pub use output::service_output;
 pub use plan::plan_step;
-pub use reconcile::{down, recorded_specs, up};
+pub use reconcile::{down, up};
+pub use state::recorded_specs;
 
 use hooks_compose::Project;
 use hooks_journal::log::DeploymentLog;
@@ -229,7 +231,7 @@ pub fn logs(
 /// The services as `up` last brought them up for `project`, from the state it keeps in
 /// `state_dir` (`<root>/compose/<project>.json`): image ids, config hashes, secret digests.
 pub fn saved_specs(state_dir: &std::path::Path, project: &str) -> Vec<ServiceSpec> {
-    reconcile::load_state(state_dir, project)
+    state::load_state(state_dir, project)
 }
 
 /// The ApplicationStart step of `deploy.compose`: loads the release's compose files (merge

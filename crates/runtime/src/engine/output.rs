@@ -8,7 +8,7 @@ use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
 
-use super::{Engine, EngineError, ps, reconcile, spec};
+use super::{Engine, EngineError, ps, spec, state};
 
 /// Passes each output line of `service`'s containers in `project` to `line` (container name,
 /// text): the last `tail` lines (all without it), then, with `follow`, what they print until
@@ -23,7 +23,7 @@ pub fn service_output(
     line: &mut dyn FnMut(&str, &str),
 ) -> Result<usize, EngineError> {
     let mut secrets = Vec::new();
-    let mut recorded = reconcile::recorded_specs(state_dir, project);
+    let mut recorded = state::recorded_specs(state_dir, project);
     recorded.retain(|s| s.name == service);
     for spec in &mut recorded {
         // A secret file removed since the last `up` has nothing left to leak; the others are

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{mounts, reconcile, spec};
+use super::{mounts, spec, state};
 
 /// One line per service: created, recreated (its configuration changed), unchanged (a `build:`
 /// service only if its rebuilt image keeps its id), or removed (no longer in the files).
@@ -19,7 +19,7 @@ pub fn plan_step(
     // Their digests are part of the config hash; the contents are not kept.
     spec::read_secrets(&mut specs).map_err(|e| e.to_string())?;
     mounts::read_configs(&mut specs).map_err(|e| e.to_string())?;
-    let recorded = reconcile::recorded_specs(state_dir, &project.name);
+    let recorded = state::recorded_specs(state_dir, &project.name);
     let mut lines = Vec::new();
     for spec in &specs {
         let line = match recorded.iter().find(|old| old.name == spec.name) {

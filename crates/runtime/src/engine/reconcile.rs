@@ -2,18 +2,12 @@
 //! put the previous containers back when a recreated one does not become ready.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-};
+use bollard::query_parameters::{ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
 
-use super::containers::{
-    self, CONFIG_HASH, Current, Existing, PROJECT, ProjectLabels, Ready, SERVICE, short,
-};
+use super::containers::{self, PROJECT, ProjectLabels, Ready, short};
 use super::model::ServiceSpec;
 use super::mounts;
 use super::replicas::{self, Replica, update_replica};
@@ -42,100 +36,6 @@ pub fn down(
     log: &DeploymentLog,
 ) -> Result<(), EngineError> {
     engine.block_on(down_async(engine.docker(), project, volumes, log))
-}
-
-fn state_file(dir: &Path, project: &str) -> PathBuf {
-    dir.join(format!("{project}.json"))
-}
-
-/// The specs `up` last saved for `project` in `dir` (empty when none were saved).
-pub(crate) fn load_state(dir: &Path, project: &str) -> Vec<ServiceSpec> {
-    std::fs::read(state_file(dir, project))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default()
-}
-
-/// The service specs the last successful `up` of `project` recorded in `dir` (empty when it
-/// has none): what runs, as far as hooks knows, without the compose files.
-pub fn recorded_specs(dir: &Path, project: &str) -> Vec<ServiceSpec> {
-    load_state(dir, project)
-}
-
-/// Crash-safe: written beside, fsynced, renamed over.
-fn save_state(dir: &Path, project: &str, specs: &[ServiceSpec]) -> Result<(), EngineError> {
-    let path = state_file(dir, project);
-    // The specs hold the services' environment, which is often sensitive even where the
-    // real secrets are files: readable by the deploy user and its group only, like the logs.
-    let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(dir)?;
-        let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .open(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(specs).expect("specs serialise"))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| EngineError::Engine(format!("saving {}: {e}", path.display())))
-}
-
-fn project_filter(project: &str) -> HashMap<&'static str, Vec<String>> {
-    HashMap::from([("label", vec![format!("{PROJECT}={project}")])])
-}
-
-pub(super) async fn existing(docker: &Docker, project: &str) -> Result<Current, EngineError> {
-    let options = ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&project_filter(project))
-        .build();
-    let list = docker
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
-    // A start-first replacement left behind by a crash (`.next`) is not the service's
-    // container; `up` replaces it and `down` removes it (see `all_containers`).
-    Ok(list
-        .into_iter()
-        .filter(|c| !c.names.iter().flatten().any(|n| n.ends_with(".next")))
-        .filter_map(|c| {
-            let labels = c.labels.unwrap_or_default();
-            Some((
-                (labels.get(SERVICE)?.clone(), replicas::number(&labels)),
-                Existing {
-                    id: c.id?,
-                    hash: labels.get(CONFIG_HASH).cloned().unwrap_or_default(),
-                },
-            ))
-        })
-        .collect())
-}
-
-/// Every container of the project, `.next` leftovers included: (service, id).
-async fn all_containers(
-    docker: &Docker,
-    project: &str,
-) -> Result<Vec<(String, String)>, EngineError> {
-    let options = ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&project_filter(project))
-        .build();
-    let list = docker
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
-    Ok(list
-        .into_iter()
-        .filter_map(|c| Some((c.labels?.get(SERVICE)?.clone(), c.id?)))
-        .collect())
 }
 
 /// The Compose tool's labels of a network or volume, which `down` finds them by.
@@ -231,7 +131,7 @@ async fn up_async(
         config_files: spec::config_files(project),
         working_dir: project.working_dir.display().to_string(),
     };
-    let mut current = existing(docker, &project.name).await?;
+    let mut current = containers::existing(docker, &project.name).await?;
     let mut ids: HashMap<String, Vec<String>> = HashMap::new();
     let mut report = UpReport::default();
     for &i in &order {
@@ -335,7 +235,7 @@ async fn up_async(
             ),
         );
     }
-    save_state(&options.state_dir, &project.name, &specs)?;
+    super::state::save_state(&options.state_dir, &project.name, &specs)?;
     Ok(report)
 }
 
@@ -375,7 +275,7 @@ async fn down_async(
     // (named explicitly: one a container took over from the one it replaced is no longer
     // anonymous to the engine, which would keep it).
     let mut anonymous = Vec::new();
-    for (service, id) in all_containers(docker, project).await? {
+    for (service, id) in containers::all_containers(docker, project).await? {
         if volumes {
             anonymous.extend(mounts::anonymous_volumes_of(docker, &id).await);
         }
@@ -385,7 +285,7 @@ async fn down_async(
             &format!("{service}: container {} removed", short(&id)),
         );
     }
-    let filters = project_filter(project);
+    let filters = containers::project_filter(project);
     let networks = docker
         .list_networks(Some(
             ListNetworksOptionsBuilder::new().filters(&filters).build(),

@@ -37,15 +37,6 @@ pub fn count(spec: &ServiceSpec) -> u32 {
     spec.replicas.unwrap_or(1)
 }
 
-/// The replica number of a container from its labels (1 when the label is missing: a
-/// container made before replicas existed).
-pub fn number(labels: &std::collections::HashMap<String, String>) -> u32 {
-    labels
-        .get(super::containers::NUMBER)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
-}
-
 /// `deploy.replicas` of the merged service: a whole number ≥ 0 (a string of digits too, as an
 /// interpolated value is), else bad input naming where it is written.
 pub fn parse(project: &Project, name: &str, service: &Mapping) -> Result<Option<u32>, EngineError> {

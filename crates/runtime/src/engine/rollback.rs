@@ -8,7 +8,6 @@ use bollard::Docker;
 use super::containers::{self, ProjectLabels, Ready};
 use super::containers::{create_and_start, readiness, short};
 use super::mounts::{self, Inherited};
-use super::reconcile;
 use super::replace::{self, Order};
 use super::{EngineError, UpOptions, replicas};
 use hooks_compose::Project;
@@ -32,8 +31,8 @@ pub(super) async fn rollback(
     for line in reason.lines() {
         log.line(SCOPE, line);
     }
-    let previous = reconcile::load_state(&options.state_dir, &project.name);
-    let mut current = reconcile::existing(docker, &project.name)
+    let previous = super::state::load_state(&options.state_dir, &project.name);
+    let mut current = super::containers::existing(docker, &project.name)
         .await
         .unwrap_or_default();
     let mut failures = Vec::new();
