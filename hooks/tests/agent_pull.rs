@@ -3,12 +3,13 @@
 //! pointer changes; a deployment cut short by `kill -9` is marked interrupted and deployed
 //! again; SIGTERM stops an idle agent at once.
 
-mod s3_support;
+use crate::common::wait_until;
+use crate::s3_support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use s3_support::{Root, bucket, endpoint, publish, put_object, text};
 
@@ -94,14 +95,6 @@ fn start_gated(root: &Root, bucket: &str) -> (String, std::process::Child) {
         .spawn()
         .unwrap();
     (url, child)
-}
-
-fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -219,7 +212,7 @@ fn a_deployment_cut_short_by_kill_9_is_marked_interrupted_and_deployed_again() {
     let bucket = bucket();
     let (url, mut child) = start_gated(&root, &bucket);
     let lock = root.path().join("lock.holder");
-    wait_until("the script to start", Duration::from_secs(60), || {
+    wait_until(Duration::from_secs(60), "the script to start", || {
         root.path().join("started").exists()
             && std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("script_pgid"))
     });
@@ -261,8 +254,8 @@ fn sigterm_stops_an_idle_agent_at_once() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let mut exited = None;
     wait_until(
-        "the agent to stop after SIGTERM",
         Duration::from_secs(10),
+        "the agent to stop after SIGTERM",
         || {
             exited = child.try_wait().unwrap();
             exited.is_some()
@@ -276,7 +269,7 @@ fn sigterm_during_a_deployment_lets_it_finish_then_stops() {
     let root = Root::serving();
     let bucket = bucket();
     let (url, mut child) = start_gated(&root, &bucket);
-    wait_until("the script to start", Duration::from_secs(60), || {
+    wait_until(Duration::from_secs(60), "the script to start", || {
         root.path().join("started").exists()
     });
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
@@ -289,8 +282,8 @@ fn sigterm_during_a_deployment_lets_it_finish_then_stops() {
     std::fs::write(root.path().join("gate"), "").unwrap();
     let mut exited = None;
     wait_until(
-        "the agent to stop after the deployment",
         Duration::from_secs(60),
+        "the agent to stop after the deployment",
         || {
             exited = child.try_wait().unwrap();
             exited.is_some()

@@ -1,7 +1,7 @@
 //! The restore rules beyond a failing script: a rollback whose target fails, and SIGINT or
 //! SIGTERM to `hooks deploy` in the middle of an event. Real binary, real processes.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! server's own trouble (read-only or full disks). Real binary, real files; the mount tests
 //! need root, as CI has.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -6,13 +6,14 @@
 //! and a redeploy of the good one; after each step the agent's exit status, `hooks status`,
 //! `hooks history`, `current`, the service's health and the release it runs from are checked.
 
-mod codedeploy_support;
-mod s3_support;
+use crate::codedeploy_support;
+use crate::s3_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use codedeploy_support::sample::{Service, free_port, hooks_bin, sample_bundle, stdout_of};
+use crate::common::{free_port, hooks_bin, stdout_of};
+use codedeploy_support::sample::{Service, sample_bundle};
 use codedeploy_support::{AgentRun, Instance, repo};
 
 /// A copy of `bundle` whose `deploy/scripts/NAME` fails with a message on stderr, and a

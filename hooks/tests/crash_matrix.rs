@@ -8,8 +8,7 @@
 //! file is left. Scripts stop by blocking; the binary stops at named points of its debug
 //! build (`HOOKS_TEST_PAUSE`, see `hooks_journal::testpoint`). No sleeps: every wait has a deadline.
 
-mod common;
-mod crash_support;
+use crate::crash_support;
 
 use crash_support::{Case, Setup, Stop, run_case};
 

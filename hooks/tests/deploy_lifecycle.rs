@@ -1,7 +1,7 @@
 //! The lifecycle as a user sees it: event order, the variables scripts get, ApplicationStop
 //! from the last successful release, and the bail-out at every event.
 
-mod common;
+use crate::common;
 
 use common::{EVENTS, Env};
 

@@ -3,8 +3,8 @@
 //! deployment, a backup is taken before pending migrations and restores the exact rows, and a
 //! failing or refused migration set leaves the database and the serving release as they were.
 
-mod common;
-mod s3_support;
+use crate::common;
+use crate::s3_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

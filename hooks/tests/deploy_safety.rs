@@ -1,7 +1,7 @@
 //! What protects the server: refusal of bad input before any change, the lock, recovery after
 //! `kill -9`, rollback by hand, and retention.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};

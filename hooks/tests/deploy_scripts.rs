@@ -1,7 +1,7 @@
 //! How hook scripts are run: the agent's error names, timeouts that stop the whole process
 //! group, background children holding the output pipes, runas, and logs that are never cut.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! `proc start` / `proc stop` with real processes, pidfiles and pipes.
 
+use crate::common::wait_until;
 use hooks_runtime::detached::{
     DetachedError, StartOptions, StopOptions, StopOutcome, parse_signal, start, stop,
 };
@@ -22,15 +23,6 @@ fn args(words: &[&str]) -> Vec<OsString> {
 
 fn sh(script: &str) -> Vec<OsString> {
     args(&["sh", "-c", script])
-}
-
-/// Polls `condition` until it holds; panics naming `what` at the deadline.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn read(path: &Path) -> String {
@@ -118,7 +110,7 @@ fn start_runs_detached_in_its_own_session_with_output_in_the_log() {
     );
 
     let log = hooks_runtime::detached::default_log_file(&pidfile);
-    wait_until("both lines in the log", || {
+    wait_until(Duration::from_secs(10), "both lines in the log", || {
         read(&log).contains("out-line") && read(&log).contains("err-line")
     });
     let fd = |n: u32| fs::read_link(format!("/proc/{pid}/fd/{n}")).unwrap();
@@ -176,7 +168,7 @@ fn explicit_log_file_cwd_and_env_are_used() {
     opts.env = vec![("GREETING".into(), "hello".into())];
     start(&opts).unwrap();
     let cwd = dir.path().canonicalize().unwrap();
-    wait_until("the line in the log", || {
+    wait_until(Duration::from_secs(10), "the line in the log", || {
         read(&log).contains("greeting=hello")
     });
     assert!(
@@ -281,7 +273,7 @@ fn caller_pipes_are_not_held_open() {
     // as careless scripts do; the started process must hold none of them.
     let mut caller = Command::new("sh")
         .arg("-c")
-        .arg(r#"exec 3>&1 4>&2; "$0" --exact helper_start_and_exit --nocapture --test-threads=1"#)
+        .arg(r#"exec 3>&1 4>&2; "$0" --exact detached::helper_start_and_exit --nocapture --test-threads=1"#)
         .arg(std::env::current_exe().unwrap())
         .env(HELPER_PIDFILE, &pidfile)
         .stdin(Stdio::null())
@@ -349,7 +341,9 @@ fn stop_kills_a_process_group_that_ignores_term_within_the_timeout() {
     let (_dir, pidfile, _cleanup) = setup();
     let pid = launch(&pidfile, sh("trap '' TERM; sleep 60 & echo ready; wait"));
     let log = hooks_runtime::detached::default_log_file(&pidfile);
-    wait_until("the TERM trap to be set", || read(&log).contains("ready"));
+    wait_until(Duration::from_secs(10), "the TERM trap to be set", || {
+        read(&log).contains("ready")
+    });
     let timeout = Duration::from_millis(500);
     let began = Instant::now();
     let outcome = stop(&StopOptions::new(&pidfile, timeout)).unwrap();
@@ -365,9 +359,11 @@ fn stop_kills_a_process_group_that_ignores_term_within_the_timeout() {
     assert!(!pidfile.exists());
     // The `sleep` child ignores TERM too and would outlive the test unless SIGKILL went to
     // the whole group.
-    wait_until("no process left in the session", || {
-        session_members(pid).is_empty()
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "no process left in the session",
+        || session_members(pid).is_empty(),
+    );
 }
 
 #[test]
@@ -378,7 +374,9 @@ fn stop_sends_the_requested_signal() {
         sh("trap 'echo got-int; exit 0' INT; echo ready; while :; do sleep 1; done"),
     );
     let log = hooks_runtime::detached::default_log_file(&pidfile);
-    wait_until("the INT trap to be set", || read(&log).contains("ready"));
+    wait_until(Duration::from_secs(10), "the INT trap to be set", || {
+        read(&log).contains("ready")
+    });
     let mut opts = StopOptions::new(&pidfile, Duration::from_secs(10));
     opts.signal = parse_signal("int").unwrap();
     assert!(matches!(stop(&opts).unwrap(), StopOutcome::Exited { .. }));
@@ -458,7 +456,9 @@ fn program_that_exits_at_once_is_not_running() {
     let (_dir, pidfile, _cleanup) = setup();
     let pid = launch(&pidfile, args(&["true"]));
     assert_eq!(pidfile_pid(&pidfile), pid);
-    wait_until("the program to exit", || !running(pid));
+    wait_until(Duration::from_secs(10), "the program to exit", || {
+        !running(pid)
+    });
     let outcome = stop(&StopOptions::new(&pidfile, Duration::from_secs(1))).unwrap();
     assert_eq!(
         outcome,

@@ -3,7 +3,7 @@
 //! images and secrets recreating only their service, the health gate with rollback, named
 //! volumes kept, secrets never visible in `docker inspect`.
 
-mod engine_support;
+use crate::engine_support;
 
 use std::time::Duration;
 

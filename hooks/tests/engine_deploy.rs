@@ -2,7 +2,7 @@
 //! never becomes healthy exits 1 with the reason, and the previous release's container serves
 //! again; a bad `deploy.compose` section is refused with its line and column.
 
-mod engine_support;
+use crate::engine_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

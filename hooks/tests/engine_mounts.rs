@@ -4,7 +4,7 @@
 //! and a fresh tmpfs; an unchanged one keeps the same container; `down --volumes` removes the
 //! anonymous volume.
 
-mod engine_support;
+use crate::engine_support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! replicas are replaced one at a time with at least one healthy replica serving throughout,
 //! and scaling 2 → 3 → 1 adds and removes containers without recreating the others.
 
-mod engine_support;
+use crate::engine_support;
 
 use std::collections::BTreeMap;
 use std::io::Read;

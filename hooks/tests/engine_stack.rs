@@ -8,8 +8,9 @@
 //! v2 serving again; a changed secret file recreates the api and not PostgreSQL; `down` and
 //! `up` keep the data. No container's or image's inspect output holds a secret value.
 
-mod common;
-mod engine_support;
+use crate::common;
+use crate::common::free_port;
+use crate::engine_support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -355,14 +356,6 @@ impl Drop for Stack {
                 .block_on(docker.remove_image(image, Some(options), None));
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -5,7 +5,7 @@
 //! container that never becomes healthy leaves the old one running (same id), and an unknown
 //! `deploy.update_config.order` is refused with its file:line:column before anything changes.
 
-mod engine_support;
+use crate::engine_support;
 
 use std::io::Read;
 use std::path::Path;

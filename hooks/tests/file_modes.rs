@@ -2,7 +2,7 @@
 //! section lists, set when it is created: secrets (database backups, the database URL seeded
 //! from the bundle) 0600 in 0700, logs, history and lock readable by the group only.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

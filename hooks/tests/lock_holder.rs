@@ -1,7 +1,7 @@
 //! The lock holder record: every loser of a race names the holder, and `hooks status` tells a
 //! running deployment from one whose process died.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

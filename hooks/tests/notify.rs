@@ -7,7 +7,7 @@
 //! and a receiver whose certificate that CA did not sign neither fails nor holds up the
 //! deployment, and the log says why its certificate was refused.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -2,7 +2,7 @@
 //! spinner under a pseudo-terminal, colour that follows `--color` and `NO_COLOR`, plain lines
 //! through a pipe, JSON lines with `--json`, and an example in every command's `--help`.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `hooks history -n`, `hooks logs --tail` and `hooks logs -f` on real deployments.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

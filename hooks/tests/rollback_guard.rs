@@ -4,7 +4,7 @@
 //! `-- hooks: compatible`, or restoring the named backup let it through. Also `hooks history
 //! diff`, which reads the same ledger.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

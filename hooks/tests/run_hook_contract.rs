@@ -18,9 +18,10 @@ use std::process::{Command, Stdio};
 
 use hooks_appspec::{self as appspec, LifecycleEvent};
 
-mod codedeploy_support;
+use crate::codedeploy_support;
 
-use codedeploy_support::sample::{Service, free_port, hooks_bin, sample_bundle};
+use crate::common::{free_port, hooks_bin};
+use codedeploy_support::sample::{Service, sample_bundle};
 
 /// What the CodeDeploy agent does on an instance, reduced to what hook scripts can observe.
 struct Agent {

@@ -1,7 +1,7 @@
 //! `hooks publish` then `hooks deploy --bundle s3://…` against a real local S3 server, and the
 //! trust checks: every refusal exits 3 and leaves `current` and `releases/` as they were.
 
-mod s3_support;
+use crate::s3_support;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};

@@ -3,7 +3,7 @@
 //! object overwritten mid-download is refused instead of mixed; an S3 that stays down is
 //! "failed, nothing changed" (exit 1).
 
-mod s3_support;
+use crate::s3_support;
 
 use std::sync::Arc;
 

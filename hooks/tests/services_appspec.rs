@@ -1,7 +1,7 @@
 //! `deploy.services` in the appspec: defaults accepted, every mistake reported with its
 //! position, key and what to write (through `hooks validate`, as a user sees it).
 
-mod common;
+use crate::common;
 
 use common::Env;
 

@@ -2,8 +2,8 @@
 //! `binaries/`, the `bin/prod` link, rolling restarts, switching back on failure (exit 1),
 //! a previous build that cannot come back (exit 2), and ambiguous or missing commits.
 
-mod common;
-mod services_support;
+use crate::common;
+use crate::services_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! deployment, one whose instance 2 fails its health check (every instance back on the old
 //! build, exit 1), `hooks rollback`, and a rollback whose target cannot start (exit 2).
 
-mod common;
-mod services_support;
+use crate::common;
+use crate::services_support;
 
 use common::Env;
 use services_support::*;

@@ -1,8 +1,8 @@
 //! The built-in supervisor on real processes: a crashed instance is restarted, a hand-off
 //! under constant load loses no request, and output logs rotate by size.
 
-mod common;
-mod services_support;
+use crate::common;
+use crate::services_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

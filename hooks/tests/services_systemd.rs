@@ -2,7 +2,7 @@
 //! (systemd is installed but not PID 1 here, so units are verified offline; the restart logic
 //! behind `systemctl` is unit-tested with a recording fake in `runtime::systemd`).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

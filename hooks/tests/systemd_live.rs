@@ -7,9 +7,8 @@
 //! and unknown commits, run from a login session and from outside one. tsosi's deploy user
 //! and logrotate are in `systemd_sudo.rs`.
 
-mod common;
-mod services_support;
-mod systemd_support;
+use crate::common;
+use crate::systemd_support;
 
 use systemd_support::*;
 

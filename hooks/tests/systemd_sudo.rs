@@ -3,9 +3,8 @@
 //! `sudo -n`; a sudoers file lacking lines refuses `swap` and `deploy` before any change; the
 //! logrotate snippet of `hooks systemd install` passes `logrotate --debug` and rotates a file.
 
-mod common;
-mod services_support;
-mod systemd_support;
+use crate::common;
+use crate::systemd_support;
 
 use systemd_support::*;
 

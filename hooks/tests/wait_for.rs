@@ -1,5 +1,6 @@
 //! `wait-for` against real sockets: listeners and tiny HTTP servers opened by the tests.
 
+use crate::common::free_port;
 use hooks_runtime::health::{Target, WaitError, WaitOptions, wait_for, wait_for_observed};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,15 +14,6 @@ fn options(target: &str, timeout_ms: u64, interval_ms: u64) -> WaitOptions {
         timeout: Duration::from_millis(timeout_ms),
         interval: Duration::from_millis(interval_ms),
     }
-}
-
-/// A port nobody listens on right now: bound by the OS, then released.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Answers every request on `listener` with `status` and `body`, in a background thread.

@@ -4,7 +4,6 @@
 //! from `HOOKS_CODEDEPLOY_AGENT` (a directory holding the agent's source) and
 //! `HOOKS_CODEDEPLOY_DOCOPT` (docopt.rb's source); Debian's ruby packages are installed with
 //! apt-get when missing, so no RubyGems are needed.
-#![allow(dead_code)]
 
 pub mod sample;
 

@@ -2,33 +2,10 @@
 //! CodeDeploy agent would, and what they share around it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use super::repo;
-
-/// The `hooks` binary under test.
-pub fn hooks_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hooks")
-}
-
-/// A loopback port nothing listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A command's trimmed stdout; a failure panics with its stderr.
-pub fn stdout_of(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use crate::common::hooks_bin;
 
 /// Builds the sample bundle in `out/bundle` with scripts/build-bundle from this build's
 /// binaries, its service listening on `port`. The migrator and the sample service are other

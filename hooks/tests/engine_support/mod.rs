@@ -1,8 +1,6 @@
 //! Shared by the engine tests: the real engine (never a mock), a static helper binary built
 //! once per test run, and a project directory that removes everything it created on drop.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! What the S3 tests share: the real local S3 server (moto, started by `scripts/s3-server`),
 //! bundles, the `hooks` binary with test credentials, and a fault-injecting loopback proxy.
-#![allow(dead_code)]
 
 pub mod proxy;
 

@@ -1,6 +1,5 @@
 //! Helpers for the services tests: the real sample-service binary, a migrated SQLite
 //! database, bundles that run it as `deploy.services`, and HTTP requests to its instances.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

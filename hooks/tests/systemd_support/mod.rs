@@ -5,7 +5,6 @@
 //! The binaries are the ones `cargo test` just built for the host: the image is made from the
 //! same Debian release as the machines the tests run on, so they run inside unchanged
 //! ([`Machine::boot`] checks that before anything else).
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
