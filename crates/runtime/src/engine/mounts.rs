@@ -61,9 +61,11 @@ pub struct ConfigMount {
     pub content: Option<String>,
     /// The path inside the container.
     pub target: String,
-    /// Owner and mode of a copied config.
+    /// Owner of the copied config (`uid:`, numeric); `None`: root.
     pub uid: Option<String>,
+    /// Group of the copied config (`gid:`, numeric); `None`: root.
     pub gid: Option<String>,
+    /// Mode of the copied config (`mode:`); `None`: 0444, as with the Compose tool.
     pub mode: Option<u32>,
 }
 
