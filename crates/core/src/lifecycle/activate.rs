@@ -14,15 +14,21 @@ use hooks_journal::progress::Progress;
 
 /// A complete release on disk with its appspec.
 pub struct Release {
+    /// The deployment id that created it, also its directory name under `releases/`.
     pub id: String,
+    /// `releases/<id>`.
     pub dir: PathBuf,
+    /// The release's own appspec, which decides its scripts and built-in steps.
     pub spec: AppSpec,
 }
 
 /// Drives events for releases of one root.
 pub struct Activation<'a, 'r> {
+    /// Where the root's releases, `current` and `shared/` are.
     pub layout: &'a Layout,
+    /// Runs each event's step and scripts with the run's log, environment and lock.
     pub runner: &'a mut EventRunner<'r>,
+    /// What the built-in steps need besides the release.
     pub builtins: &'a BuiltinContext,
 }
 
