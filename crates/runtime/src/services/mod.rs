@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 pub mod status;
 
 use crate::health::{self, Target};
+use crate::supervisor::RequestError;
 use crate::supervisor::proto::{self, HealthSpec, InstanceSpec, Request};
+use crate::systemd::SystemdError;
 use hooks_appspec::{Manager, ServiceConfig};
 
 /// Restarts one instance and tells whether it came up healthy.
@@ -23,7 +25,22 @@ pub trait InstanceManager {
         instance: &str,
         index: usize,
         release: &Release,
-    ) -> Result<String, String>;
+    ) -> Result<String, InstanceError>;
+}
+
+/// Why an instance did not come up healthy, from whichever manager restarted it.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// The supervisor could not be started or reached.
+    #[error(transparent)]
+    Supervisor(#[from] RequestError),
+    /// The supervisor refused or gave up the restart; its answer says why (health error,
+    /// exit status, last log lines).
+    #[error("{0}")]
+    Refused(String),
+    /// systemd failed the restart, or the unit did not stay up or become healthy.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
 }
 
 /// The release whose build the instances should run.
@@ -68,7 +85,12 @@ pub fn rolling_restart(
             note(&format!("restarting {key} on release {}", release.id));
             match manager.restart(service, instance, index, release) {
                 Ok(message) => note(&message),
-                Err(message) => return Err(RollFailure { key, message }),
+                Err(error) => {
+                    return Err(RollFailure {
+                        key,
+                        message: error.to_string(),
+                    });
+                }
             }
         }
     }
@@ -174,14 +196,14 @@ impl InstanceManager for SupervisorManager {
         instance: &str,
         index: usize,
         release: &Release,
-    ) -> Result<String, String> {
+    ) -> Result<String, InstanceError> {
         proto::ensure_running(&self.root)?;
         let spec = instance_spec(&self.root, service, instance, index, release);
         let response = proto::request(&self.root, &Request::Restart(Box::new(spec)))?;
         if response.ok {
             Ok(response.message)
         } else {
-            Err(response.message)
+            Err(InstanceError::Refused(response.message))
         }
     }
 }
@@ -202,7 +224,7 @@ pub fn manager_for(root: &Path, service: &ServiceConfig) -> Box<dyn InstanceMana
 /// units run by a deploy user, whether sudo allows the restarts; checked before a switch, so
 /// that an unreachable manager (a user's systemd outside a login session without lingering)
 /// or a missing sudoers line refuses the change instead of half-making it.
-pub fn check_managers(services: &[ServiceConfig]) -> Result<(), String> {
+pub fn check_managers(services: &[ServiceConfig]) -> Result<(), SystemdError> {
     let mut checked = Vec::new();
     for service in services {
         let Manager::Systemd { user } = service.manager else {

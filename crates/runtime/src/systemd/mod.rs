@@ -5,8 +5,10 @@
 //! Every `systemctl` call goes through [`SystemctlRunner`]: [`Systemctl`] runs the real
 //! command; tests record the calls instead, because systemd is not PID 1 where they run.
 
+mod error;
 mod units;
 
+pub use error::SystemdError;
 pub use units::{
     UnitOptions, logrotate_file_name, render_logrotate, render_unit, sudoers, unit_dir,
     unit_file_name,
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::health;
 use hooks_appspec::ServiceConfig;
 
-use super::services::{InstanceManager, Release, target};
+use super::services::{InstanceError, InstanceManager, Release, target};
 
 /// How long an instance must keep running, with the same main process, after its start
 /// before it counts as started (docs/appspec.md: "still running 0.5 s after its start").
@@ -27,7 +29,7 @@ pub const LIVENESS_WINDOW: Duration = Duration::from_millis(500);
 /// Runs one `systemctl` command (arguments after `systemctl`, without `--user`).
 pub trait SystemctlRunner {
     /// `Ok(stdout)` on exit 0, `Err(stderr or why it could not run)` otherwise.
-    fn run(&mut self, args: &[&str]) -> Result<String, String>;
+    fn run(&mut self, args: &[&str]) -> Result<String, SystemdError>;
 
     /// The last lines of `unit`'s journal, secrets blanked; empty when there is none.
     fn journal(&mut self, unit: &str) -> String;
@@ -72,23 +74,23 @@ impl Systemctl {
 
     /// Whether `systemctl` reaches the manager (the user's, for user units) at all; checked
     /// before anything is switched, so an unreachable one changes nothing.
-    pub fn check_reachable(&mut self) -> Result<(), String> {
+    pub fn check_reachable(&mut self) -> Result<(), SystemdError> {
         let output = self
             .command("systemctl", false)
             .args(["show", "--property=Version", "--value"])
             .output()
-            .map_err(|e| format!("cannot run systemctl: {e}"))?;
+            .map_err(|source| SystemdError::Run {
+                program: "systemctl",
+                source,
+            })?;
         if output.status.success() {
             return Ok(());
         }
         let why = String::from_utf8_lossy(&output.stderr).trim().to_owned();
         Err(if self.user {
-            format!(
-                "systemctl --user cannot reach this user's systemd ({why}); run it in the user's \
-                 login session, or keep the user manager running with `loginctl enable-linger USER`"
-            )
+            SystemdError::UserManagerUnreachable { why }
         } else {
-            format!("systemctl cannot reach systemd ({why}); is systemd PID 1 here?")
+            SystemdError::Unreachable { why }
         })
     }
 }
@@ -98,7 +100,7 @@ impl Systemctl {
     /// password, each command the rolling restart of `units` issues (`sudo -l` answers
     /// without running anything). A sudoers file from before `reset-failed` was needed, or
     /// one for other units, is found here, before anything is switched.
-    pub fn check_allowed(&self, units: &[String]) -> Result<(), String> {
+    pub fn check_allowed(&self, units: &[String]) -> Result<(), SystemdError> {
         // SAFETY: geteuid has no preconditions.
         if self.user || unsafe { libc::geteuid() } == 0 {
             return Ok(());
@@ -108,13 +110,15 @@ impl Systemctl {
                 let output = Command::new("sudo")
                     .args(["-n", "-l", "systemctl", verb, unit])
                     .output()
-                    .map_err(|e| format!("cannot run sudo: {e}"))?;
+                    .map_err(|source| SystemdError::Run {
+                        program: "sudo",
+                        source,
+                    })?;
                 if !output.status.success() {
-                    return Err(format!(
-                        "sudo does not let this user run `systemctl {verb} {unit}` without a \
-                         password; install the lines `hooks systemd sudoers --user USER` prints \
-                         (with visudo -f /etc/sudoers.d/hooks-USER)"
-                    ));
+                    return Err(SystemdError::NotAllowed {
+                        verb,
+                        unit: unit.clone(),
+                    });
                 }
             }
         }
@@ -123,23 +127,25 @@ impl Systemctl {
 }
 
 impl SystemctlRunner for Systemctl {
-    fn run(&mut self, args: &[&str]) -> Result<String, String> {
+    fn run(&mut self, args: &[&str]) -> Result<String, SystemdError> {
         let query = matches!(args.first(), Some(&"show" | &"is-active"));
         let output = self
             .command("systemctl", !query)
             .args(args)
             .output()
-            .map_err(|e| format!("cannot run systemctl: {e}"))?;
+            .map_err(|source| SystemdError::Run {
+                program: "systemctl",
+                source,
+            })?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
-            Err(format!(
-                "systemctl{} {} failed ({}): {}",
-                if self.user { " --user" } else { "" },
-                args.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
+            Err(SystemdError::Failed {
+                user: self.user,
+                args: args.join(" "),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
         }
     }
 
@@ -196,11 +202,11 @@ impl SystemdManager {
     }
 
     /// `systemctl daemon-reload`, after units changed.
-    pub fn daemon_reload(&mut self) -> Result<String, String> {
+    pub fn daemon_reload(&mut self) -> Result<String, SystemdError> {
         self.runner.run(&["daemon-reload"])
     }
 
-    fn main_process(&mut self, unit: &str) -> Result<MainProcess, String> {
+    fn main_process(&mut self, unit: &str) -> Result<MainProcess, SystemdError> {
         let text = self.runner.run(&[
             "show",
             "--property=ActiveState,SubState,MainPID,NRestarts",
@@ -228,14 +234,19 @@ impl SystemdManager {
         unit: &str,
         first: &MainProcess,
         started: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), SystemdError> {
         loop {
             let now = self.main_process(unit)?;
             if !now.running() || now.pid != first.pid || now.restarts != first.restarts {
-                return Err(format!(
-                    "{unit} did not keep running: {}/{} (main pid {} → {}, restarts {} → {})",
-                    now.active, now.sub, first.pid, now.pid, first.restarts, now.restarts
-                ));
+                return Err(SystemdError::NotKeptRunning {
+                    unit: unit.to_owned(),
+                    active: now.active,
+                    sub: now.sub,
+                    first_pid: first.pid.clone(),
+                    pid: now.pid,
+                    first_restarts: first.restarts.clone(),
+                    restarts: now.restarts,
+                });
             }
             if started.elapsed() >= LIVENESS_WINDOW {
                 return Ok(());
@@ -246,12 +257,15 @@ impl SystemdManager {
         }
     }
 
-    fn with_journal(&mut self, unit: &str, message: String) -> String {
+    fn with_journal(&mut self, unit: &str, error: SystemdError) -> SystemdError {
         let journal = self.runner.journal(unit);
         if journal.trim().is_empty() {
-            message
+            error
         } else {
-            format!("{message}; last journal lines:\n{journal}")
+            SystemdError::WithJournal {
+                error: Box::new(error),
+                journal,
+            }
         }
     }
 }
@@ -263,7 +277,7 @@ impl InstanceManager for SystemdManager {
         instance: &str,
         index: usize,
         release: &Release,
-    ) -> Result<String, String> {
+    ) -> Result<String, InstanceError> {
         let unit = format!("{}@{instance}.service", service.name);
         // A crash-looping release leaves the unit over systemd's start limit (5 starts in
         // 10 s by default); without this the restart that restores the previous release is
@@ -271,18 +285,19 @@ impl InstanceManager for SystemdManager {
         self.runner.run(&["reset-failed", &unit])?;
         let started = Instant::now();
         if let Err(e) = self.runner.run(&["restart", &unit]) {
-            return Err(self.with_journal(&unit, e));
+            return Err(self.with_journal(&unit, e).into());
         }
         let first = match self.main_process(&unit) {
             Ok(first) if first.running() => first,
             Ok(state) => {
-                let message = format!(
-                    "{unit} is {}/{} right after its start",
-                    state.active, state.sub
-                );
-                return Err(self.with_journal(&unit, message));
+                let error = SystemdError::NotRunning {
+                    unit: unit.clone(),
+                    active: state.active,
+                    sub: state.sub,
+                };
+                return Err(self.with_journal(&unit, error).into());
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let answer = match service.health.as_ref().zip(service.listen.as_ref()) {
             None => None,
@@ -294,15 +309,18 @@ impl InstanceManager for SystemdManager {
                 };
                 match health::wait_for(&options) {
                     Ok(success) => Some(format!("{} answered {}", options.target, success.answer)),
-                    Err(e) => {
-                        let message = format!("{unit} did not become healthy: {e}");
-                        return Err(self.with_journal(&unit, message));
+                    Err(source) => {
+                        let error = SystemdError::Unhealthy {
+                            unit: unit.clone(),
+                            source,
+                        };
+                        return Err(self.with_journal(&unit, error).into());
                     }
                 }
             }
         };
         if let Err(e) = self.stays_up(&unit, &first, started) {
-            return Err(self.with_journal(&unit, e));
+            return Err(self.with_journal(&unit, e).into());
         }
         Ok(match answer {
             Some(answer) => format!("{unit} restarted on release {}: {answer}", release.id),
@@ -328,7 +346,7 @@ mod tests {
     }
 
     impl SystemctlRunner for Recorder {
-        fn run(&mut self, args: &[&str]) -> Result<String, String> {
+        fn run(&mut self, args: &[&str]) -> Result<String, SystemdError> {
             let call = args.join(" ");
             if args[0] == "show" {
                 return Ok(
@@ -341,7 +359,12 @@ mod tests {
                 .iter()
                 .any(|unit| call == format!("restart {unit}"))
             {
-                true => Err(format!("Job for {} failed.", args[1])),
+                true => Err(SystemdError::Failed {
+                    user: false,
+                    args: call,
+                    status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                    stderr: format!("Job for {} failed.", args[1]),
+                }),
                 false => Ok(String::new()),
             }
         }
