@@ -94,6 +94,8 @@ pub fn run(root: &Path) -> Result<(), SupervisorError> {
         stopping: Mutex::new(false),
         done: Condvar::new(),
     });
+    // Progress, not a diagnostic: in supervisor.log whatever the tracing filter (warn by
+    // default); problems below go through tracing.
     eprintln!(
         "supervisor {} listening on {}",
         std::process::id(),
@@ -462,7 +464,7 @@ impl Supervisor {
                 temp.persist(&path).map(drop).map_err(|e| e.error)
             });
         if let Err(e) = written {
-            eprintln!("cannot write {}: {e}", path.display());
+            tracing::warn!("cannot write {}: {e}", path.display());
         }
     }
 
@@ -503,11 +505,11 @@ fn stop_leftovers(run_dir: &Path) {
         if path.extension().is_some_and(|e| e == "pid") {
             let options = crate::detached::StopOptions::new(&path, Duration::from_secs(30));
             match crate::detached::stop(&options) {
-                Ok(outcome) => eprintln!(
+                Ok(outcome) => tracing::warn!(
                     "left over from a previous supervisor: {}: {outcome:?}",
                     path.display()
                 ),
-                Err(e) => eprintln!("cannot stop what {} names: {e}", path.display()),
+                Err(e) => tracing::error!("cannot stop what {} names: {e}", path.display()),
             }
         }
     }
