@@ -93,37 +93,43 @@ pub enum SupervisorError {
         source: io::Error,
     },
     /// The new process failed its health check and was stopped; the old one, if any, serves on.
-    #[error(
-        "{key} (release {release}, pid {pid}) did not become healthy: {why}; the process was stopped ({}){}; last lines of {}:\n{}",
-        describe(*stopped),
-        if *previous_serves { " and the previous process keeps serving" } else { "" },
-        log.display(),
-        lines.join("\n")
-    )]
-    Unhealthy {
-        /// `service@instance`.
-        key: String,
-        /// The release the new process ran.
-        release: String,
-        /// The new process.
-        pid: u32,
-        /// What the health check saw.
-        why: NotHealthy,
-        /// How the new process ended once stopped.
-        stopped: ExitStatus,
-        /// Whether a previous process was there to keep serving.
-        previous_serves: bool,
-        /// The instance's log.
-        log: PathBuf,
-        /// Its last lines, secrets blanked, so the reason is on screen.
-        lines: Vec<String>,
-    },
+    /// Boxed: it is by far the largest variant, and every `Result` would carry its size.
+    #[error(transparent)]
+    Unhealthy(Box<Unhealthy>),
     /// A stop request named an instance the supervisor does not run.
     #[error("no instance {key} is supervised")]
     NotSupervised {
         /// `service@instance`.
         key: String,
     },
+}
+
+/// A new process that failed its health check, with what the operator needs to see why.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{key} (release {release}, pid {pid}) did not become healthy: {why}; the process was stopped ({}){}; last lines of {}:\n{}",
+    describe(*stopped),
+    if *previous_serves { " and the previous process keeps serving" } else { "" },
+    log.display(),
+    lines.join("\n")
+)]
+pub struct Unhealthy {
+    /// `service@instance`.
+    pub key: String,
+    /// The release the new process ran.
+    pub release: String,
+    /// The new process.
+    pub pid: u32,
+    /// What the health check saw.
+    pub why: NotHealthy,
+    /// How the new process ended once stopped.
+    pub stopped: ExitStatus,
+    /// Whether a previous process was there to keep serving.
+    pub previous_serves: bool,
+    /// The instance's log.
+    pub log: PathBuf,
+    /// Its last lines, secrets blanked, so the reason is on screen.
+    pub lines: Vec<String>,
 }
 
 /// Why a new process did not count as healthy.

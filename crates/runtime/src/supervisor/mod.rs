@@ -18,7 +18,7 @@ mod logs;
 mod process;
 pub mod proto;
 
-pub use error::{NotHealthy, RequestError, SupervisorError};
+pub use error::{NotHealthy, RequestError, SupervisorError, Unhealthy};
 pub use logs::RotatingLog;
 pub use process::read_env_file;
 
@@ -239,7 +239,7 @@ impl Supervisor {
         if let Err(why) = healthy {
             let stopped = new.stop(spec.stop_signal, spec.drain);
             let lines = self.last_lines(&spec, &log_path);
-            return Err(SupervisorError::Unhealthy {
+            return Err(SupervisorError::Unhealthy(Box::new(Unhealthy {
                 key,
                 release: spec.release,
                 pid: new.pid,
@@ -248,7 +248,7 @@ impl Supervisor {
                 previous_serves: old.is_some(),
                 log: log_path,
                 lines,
-            });
+            })));
         }
         // A crash restart may have replaced the old process meanwhile: retire whatever serves.
         let replaced = {

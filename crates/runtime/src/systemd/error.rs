@@ -6,6 +6,24 @@ use std::process::ExitStatus;
 
 use crate::health::WaitError;
 
+/// A unit's main process as `systemctl show` reported it right after the start and at the
+/// check that found it gone or replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MainProcessChange {
+    /// `ActiveState` now.
+    pub active: String,
+    /// `SubState` now.
+    pub sub: String,
+    /// `MainPID` right after the start.
+    pub first_pid: String,
+    /// `MainPID` now.
+    pub pid: String,
+    /// `NRestarts` right after the start.
+    pub first_restarts: String,
+    /// `NRestarts` now.
+    pub restarts: String,
+}
+
 /// Why systemd did not do what `hooks` asked.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemdError {
@@ -69,23 +87,16 @@ pub enum SystemdError {
     },
     /// The unit's main process exited or was replaced within the liveness window.
     #[error(
-        "{unit} did not keep running: {active}/{sub} (main pid {first_pid} → {pid}, restarts {first_restarts} → {restarts})"
+        "{unit} did not keep running: {}/{} (main pid {} → {}, restarts {} → {})",
+        .change.active, .change.sub, .change.first_pid, .change.pid, .change.first_restarts,
+        .change.restarts
     )]
     NotKeptRunning {
         /// `NAME@INSTANCE.service`.
         unit: String,
-        /// Its `ActiveState` now.
-        active: String,
-        /// Its `SubState` now.
-        sub: String,
-        /// `MainPID` right after the start.
-        first_pid: String,
-        /// `MainPID` now.
-        pid: String,
-        /// `NRestarts` right after the start.
-        first_restarts: String,
-        /// `NRestarts` now.
-        restarts: String,
+        /// What systemd said right after the start and now; boxed to keep every `Result`
+        /// small.
+        change: Box<MainProcessChange>,
     },
     /// The instance's health check did not pass.
     #[error("{unit} did not become healthy: {source}")]

@@ -8,7 +8,7 @@
 mod error;
 mod units;
 
-pub use error::SystemdError;
+pub use error::{MainProcessChange, SystemdError};
 pub use units::{
     UnitOptions, logrotate_file_name, render_logrotate, render_unit, sudoers, unit_dir,
     unit_file_name,
@@ -240,12 +240,14 @@ impl SystemdManager {
             if !now.running() || now.pid != first.pid || now.restarts != first.restarts {
                 return Err(SystemdError::NotKeptRunning {
                     unit: unit.to_owned(),
-                    active: now.active,
-                    sub: now.sub,
-                    first_pid: first.pid.clone(),
-                    pid: now.pid,
-                    first_restarts: first.restarts.clone(),
-                    restarts: now.restarts,
+                    change: Box::new(MainProcessChange {
+                        active: now.active,
+                        sub: now.sub,
+                        first_pid: first.pid.clone(),
+                        pid: now.pid,
+                        first_restarts: first.restarts.clone(),
+                        restarts: now.restarts,
+                    }),
                 });
             }
             if started.elapsed() >= LIVENESS_WINDOW {
