@@ -443,8 +443,11 @@ impl OutputArgs {
 fn main() -> ExitCode {
     // aws-config warns once per credential provider it tries, with debug dumps of the
     // metadata service's answers; the S3 error that follows says what was tried and what to do.
+    // Colour only for a person at a terminal: the agent's and the supervisor's stderr go to the
+    // journal or a log file, where escape codes are noise.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOOKS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,aws_config=error")),

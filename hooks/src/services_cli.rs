@@ -218,7 +218,9 @@ fn install(
     for user in reload {
         let mut systemctl = systemd::Systemctl { user };
         let flag = if user { " --user" } else { "" };
-        systemctl.run(&["daemon-reload"])?;
+        systemctl
+            .run(&["daemon-reload"])
+            .map_err(|e| e.to_string())?;
         println!("systemctl{flag} daemon-reload: done");
         // Enabled instances start at boot (system units) or when the user manager starts
         // (user units, at boot with lingering); unenabled ones stay down after a reboot.
@@ -233,7 +235,7 @@ fn install(
             .collect();
         let mut args = vec!["enable"];
         args.extend(instances.iter().map(String::as_str));
-        systemctl.run(&args)?;
+        systemctl.run(&args).map_err(|e| e.to_string())?;
         println!("systemctl{flag} enable {}: done", instances.join(" "));
     }
     Ok(())

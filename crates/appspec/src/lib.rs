@@ -1,5 +1,7 @@
 //! The CodeDeploy AppSpec file: model, parsing with source locations, and validation.
 
+#![deny(missing_docs)]
+
 mod branch;
 mod deploy;
 mod diag;

@@ -12,18 +12,34 @@ use std::time::Duration;
 /// The derived `Ord` follows declaration order, which is the execution order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LifecycleEvent {
+    /// Scripts before the instance leaves the load balancer; run from the last successful
+    /// release.
     BeforeBlockTraffic,
+    /// The load balancer stops sending traffic; not scriptable.
     BlockTraffic,
+    /// Scripts once the instance is out of the load balancer; run from the last successful
+    /// release.
     AfterBlockTraffic,
+    /// Scripts that stop the running application; run from the last successful release,
+    /// because the new one has not been unpacked yet.
     ApplicationStop,
+    /// The bundle is fetched; not scriptable.
     DownloadBundle,
+    /// Scripts before the files are installed (backups, preparing directories).
     BeforeInstall,
+    /// The `files:` are copied and `permissions:` applied; not scriptable.
     Install,
+    /// Scripts after the install; `hooks` runs the database backup and migrations here first.
     AfterInstall,
+    /// Scripts that start the application; `hooks` brings the services up here first.
     ApplicationStart,
+    /// Scripts that check the deployment worked; `hooks` runs its health checks here first.
     ValidateService,
+    /// Scripts before the instance rejoins the load balancer.
     BeforeAllowTraffic,
+    /// The load balancer sends traffic again; not scriptable.
     AllowTraffic,
+    /// Scripts once the instance serves traffic again.
     AfterAllowTraffic,
 }
 
@@ -102,7 +118,10 @@ impl std::fmt::Display for LifecycleEvent {
 /// The target operating system named by `os:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {
+    /// `os: linux`, the only family `hooks` deploys to.
     Linux,
+    /// `os: windows`: modelled so the appspec reads as CodeDeploy's, refused by validation
+    /// (Windows Server instances need the CodeDeploy agent).
     Windows,
 }
 
@@ -123,14 +142,18 @@ pub enum FileExistsBehavior {
 /// contents) to `destination` (an absolute path on the server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMapping {
+    /// Path inside the bundle, as the appspec writes it (`/` is the bundle root).
     pub source: String,
+    /// Absolute path on the server the source is copied to.
     pub destination: PathBuf,
 }
 
 /// Which kinds of filesystem object a `permissions:` entry applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
+    /// `type: file`: the entry's settings apply to everything that is not a directory.
     File,
+    /// `type: directory`: directories get the entry's settings.
     Directory,
 }
 
@@ -145,7 +168,9 @@ pub struct Permission {
     pub except: Vec<String>,
     /// Empty means both files and directories.
     pub kinds: Vec<ObjectKind>,
+    /// User name to `chown` the matched objects to; `None` keeps the owner.
     pub owner: Option<String>,
+    /// Group name to `chgrp` the matched objects to; `None` keeps the group.
     pub group: Option<String>,
     /// Octal mode, already parsed (e.g. `0o755`).
     pub mode: Option<u32>,
@@ -168,13 +193,17 @@ pub struct HookScript {
 pub struct SharedPath {
     /// Relative to the release root; never absolute, never containing `..`.
     pub path: PathBuf,
+    /// Whether a file or a directory is kept; decides what is created under `shared/` the
+    /// first time.
     pub kind: SharedKind,
 }
 
 /// Whether a shared path is a single file (a settings file) or a directory (uploads, media).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedKind {
+    /// A single file, such as a settings file (written without a trailing `/`).
     File,
+    /// A directory, such as uploads or media (written with a trailing `/`).
     Directory,
 }
 
@@ -373,12 +402,18 @@ impl Default for DeployConfig {
 /// A validated EC2/on-premises AppSpec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSpec {
+    /// `os:`; always [`Os::Linux`] once validated.
     pub os: Os,
+    /// `files:`: what the Install step copies, in appspec order.
     pub files: Vec<FileMapping>,
+    /// `file_exists_behavior:`: what Install does with a destination file it did not put there.
     pub file_exists_behavior: FileExistsBehavior,
+    /// `permissions:`, applied in appspec order after the files are installed.
     pub permissions: Vec<Permission>,
     /// Scripts per event, in the order the appspec lists them. Only scriptable events appear.
     pub hooks: BTreeMap<LifecycleEvent, Vec<HookScript>>,
+    /// The `deploy:` key: what `hooks` adds to CodeDeploy's format (releases, migrations,
+    /// services, health checks, notifications); defaults when absent.
     pub deploy: DeployConfig,
     /// `branch_config`: which deployment group each branch deploys to (`hooks plan`).
     pub branch_config: crate::plan::BranchConfig,

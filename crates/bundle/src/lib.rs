@@ -1,10 +1,12 @@
 //! Bundles: where a revision comes from (a local directory or archive; S3 later), and unpacking
 //! it safely into a new release directory.
 //!
-//! Every format goes through one [`extract`] writer, so the refusals (absolute paths, `..`,
+//! Every format goes through one writer (the `extract` module), so the refusals (absolute paths, `..`,
 //! escaping links, writes through links, device entries, limits) are the same for tar, zip and
 //! directories. Symlinks are created last, once every link in the bundle is known, so a link
 //! is judged by where it really resolves in the finished tree, not by its text alone.
+
+#![deny(missing_docs)]
 
 mod dir;
 mod extract;

@@ -6,6 +6,8 @@
 //! resolves relative paths against the first file's directory. [`Project::to_yaml`] prints the
 //! result the way `docker compose config` does.
 
+#![deny(missing_docs)]
+
 mod discover;
 mod dotenv;
 mod error;

@@ -9,6 +9,8 @@
 //! lifecycle's progress events on a terminal, a pipe or as JSON lines. `docs/architecture.md`
 //! draws the whole graph.
 
+#![deny(missing_docs)]
+
 pub mod agent;
 pub mod db;
 pub mod lifecycle;

@@ -66,10 +66,13 @@ pub fn sign(key: &[u8], body: &[u8]) -> String {
 pub struct Event {
     /// `started`, `succeeded`, `failed` or `rolled_back`.
     pub event: &'static str,
+    /// The deployment (or rollback) the event is about.
     pub deployment_id: String,
     /// `deploy` or `rollback`.
     pub kind: &'static str,
+    /// The application name given to hook scripts, so one receiver can tell applications apart.
     pub application: String,
+    /// The deployment group name given to hook scripts.
     pub group: String,
     /// The release the deployment installs or re-activates.
     pub release: String,
@@ -82,6 +85,7 @@ pub struct Event {
     /// The process exit code, on the final event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// This server's host name, so a receiver can tell servers of one group apart.
     pub host: String,
     /// RFC 3339 UTC.
     pub at: String,

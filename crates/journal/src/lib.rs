@@ -3,6 +3,8 @@
 //! `logs/<id>.log` and a presenter), the [`progress`] events presenters show, the timestamp every
 //! record carries, and the [`testpoint`]s the crash tests stop a debug build at.
 
+#![deny(missing_docs)]
+
 pub mod log;
 pub mod progress;
 pub mod testpoint;

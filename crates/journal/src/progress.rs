@@ -34,7 +34,9 @@ impl RunKind {
 pub enum Progress {
     /// A deployment (or rollback) has its id, holds the lock and writes its log.
     Started {
+        /// The deployment id (`d-…`), which names the log file and the history record.
         id: String,
+        /// Deploy or rollback, which the presenter names in its headline.
         kind: RunKind,
         /// The bundle (deploy) or `releases/<id>` (rollback).
         source: String,
@@ -46,46 +48,84 @@ pub enum Progress {
     /// A lifecycle event begins for `release` with this many scripts and, if `builtin`, a
     /// built-in step before them.
     EventStarted {
+        /// The lifecycle event's name (`AfterInstall`…).
         event: String,
+        /// The release whose scripts run: the new one, or the last successful one for
+        /// ApplicationStop and the BlockTraffic hooks.
         release: String,
+        /// How many user scripts the appspec lists for the event.
         scripts: usize,
+        /// Whether a built-in step (migrate, services, health) runs before the scripts.
         builtin: bool,
     },
     /// A lifecycle event ended; `error` is why it failed.
     EventFinished {
+        /// The event that ended.
         event: String,
+        /// How long the event took, built-in step and scripts together.
         duration: Duration,
+        /// Why the event failed; `None` when it succeeded.
         error: Option<String>,
     },
     /// Events that did not run at all, and why (e.g. no traffic switch configured).
-    Skipped { events: Vec<String>, reason: String },
+    Skipped {
+        /// The names of the events left out, in lifecycle order.
+        events: Vec<String>,
+        /// Why they were left out, shown once for all of them.
+        reason: String,
+    },
     /// A user script of `event` starts.
-    ScriptStarted { event: String, script: String },
+    ScriptStarted {
+        /// The event the script belongs to.
+        event: String,
+        /// The script's `location` as the appspec gives it.
+        script: String,
+    },
     /// A user script ended; `error` is the agent-style reason (`ScriptFailed: …`).
     ScriptFinished {
+        /// The event the script belongs to.
         event: String,
+        /// The script's `location` as the appspec gives it.
         script: String,
+        /// How long the script ran.
         duration: Duration,
+        /// Why it failed, in the agent's words; `None` when it exited 0.
         error: Option<String>,
     },
     /// A built-in step (`install`, `migrate`, `services`, `health`, `switch`, `bake`) starts,
     /// inside `event` when it belongs to one.
-    StepStarted { event: Option<String>, step: String },
+    StepStarted {
+        /// The event the step runs in; `None` for steps outside any event (`switch`, `bake`).
+        event: Option<String>,
+        /// The step's name.
+        step: String,
+    },
     /// A built-in step ended; `detail` is a short note (e.g. `current -> releases/d-…`).
     StepFinished {
+        /// The event the step ran in; `None` for steps outside any event.
         event: Option<String>,
+        /// The step's name.
         step: String,
+        /// How long the step took.
         duration: Duration,
+        /// Why the step failed; `None` when it succeeded.
         error: Option<String>,
+        /// A short note on what it did, shown beside the step's name.
         detail: Option<String>,
     },
     /// A failure is being undone: `to` is the release being made to serve again (`None`: nothing
     /// served before, so the failed release is only stopped).
-    RollbackStarted { to: Option<String> },
+    RollbackStarted {
+        /// The release id made to serve again; `None` when nothing served before.
+        to: Option<String>,
+    },
     /// The undoing ended: `restored` serves again, or `error` says why it could not.
     RollbackFinished {
+        /// The release serving again; `None` when there was none or the restore failed.
         restored: Option<String>,
+        /// How long the restore took.
         duration: Duration,
+        /// Why the restore failed; `None` when it succeeded.
         error: Option<String>,
     },
 }

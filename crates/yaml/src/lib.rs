@@ -7,6 +7,8 @@
 //! keys as errors (YAML parsers usually keep the last one silently, which hides mistakes).
 //! It knows nothing about any particular file format.
 
+#![deny(missing_docs)]
+
 mod build;
 
 pub use build::{parse, parse_with_errors};

@@ -83,8 +83,11 @@ pub struct Target {
 /// branch, and the pull request number when the run is for a pull request.
 #[derive(Debug, Clone, Default)]
 pub struct PlanInput<'a> {
+    /// The branch being deployed, matched against the `branch_config` keys.
     pub branch: &'a str,
+    /// The action's `config-name`: matched instead of `branch` when given.
     pub config_name: Option<&'a str>,
+    /// The pull request's number, which group-name templates may use; `None` outside one.
     pub pr_number: Option<u64>,
 }
 
@@ -95,8 +98,11 @@ pub enum Decision {
     Deploy(Plan),
     /// Nothing to deploy; `key` is the matching `~` rule, or `None` when no key matched.
     Skip {
+        /// The `branch_config` key whose value is `~`; `None` when no key matched.
         key: Option<String>,
+        /// That key's line in the appspec, for the message; `None` when no key matched.
         line: Option<usize>,
+        /// Why nothing is deployed, as printed to the user.
         reason: String,
     },
 }
@@ -110,7 +116,9 @@ pub struct Plan {
     pub line: usize,
     /// The resolved deployment group name.
     pub group: String,
+    /// The rule's `deploymentGroupConfig`, passed as-is to CreateDeploymentGroup/UpdateDeploymentGroup.
     pub group_config: Option<Value>,
+    /// The rule's `deploymentConfig`, passed as-is to CreateDeployment.
     pub deployment_config: Option<Value>,
 }
 

@@ -1,5 +1,5 @@
-//! The agent's S3 calls (`hooks agent`): GET the pointer (conditional on the ETag last seen) and PUT a
-//! status object. One client and runtime for the agent's whole life.
+//! The pull agent's S3 calls (`hooks agent`): GET the pointer (conditional on the ETag last
+//! seen) and PUT a status object. One client and runtime for the agent's whole life.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
@@ -12,7 +12,12 @@ pub enum Read {
     /// Same ETag as last time (304).
     Unchanged,
     /// The pointer's body and ETag.
-    Object { etag: String, body: Vec<u8> },
+    Object {
+        /// The ETag to send as `If-None-Match` next time.
+        etag: String,
+        /// The pointer's text (JSON naming the bundle).
+        body: Vec<u8>,
+    },
     /// No pointer object (nothing published for the group yet).
     Missing,
 }

@@ -113,6 +113,8 @@ impl Agent {
             match stop.recv_timeout(self.options.interval) {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                    // What the agent does, not a diagnostic: on stderr whatever the tracing
+                    // filter (warn by default), so its journal shows every stop and deployment.
                     eprintln!("hooks agent: stopping");
                     return 0;
                 }
@@ -141,7 +143,7 @@ impl Agent {
             Ok(Read::Object { etag, body }) => (etag, body),
             Err(error) => {
                 if self.last_error.as_ref() != Some(&error) {
-                    eprintln!("hooks agent: {error}; trying again every tick");
+                    tracing::warn!("hooks agent: {error}; trying again every tick");
                     self.last_error = Some(error);
                 }
                 return Tick::Later;
@@ -149,12 +151,12 @@ impl Agent {
         };
         if self.state.etag.as_deref() == Some(&etag) {
             match self.state.phase {
-                Some(Phase::Deploying) if self.state.attempts < 2 => eprintln!(
+                Some(Phase::Deploying) if self.state.attempts < 2 => tracing::warn!(
                     "hooks agent: the deployment of {} was interrupted; deploying it again",
                     self.state.bundle.as_deref().unwrap_or("?")
                 ),
                 Some(Phase::Deploying) => {
-                    eprintln!(
+                    tracing::error!(
                         "hooks agent: {} was interrupted twice; not trying again until the \
                          pointer changes",
                         self.state.bundle.as_deref().unwrap_or("?")
@@ -180,7 +182,7 @@ impl Agent {
     }
 
     fn bad_pointer(&mut self, error: String) -> Tick {
-        eprintln!("hooks agent: {error}; not retried until the pointer changes");
+        tracing::error!("hooks agent: {error}; not retried until the pointer changes");
         self.state.phase = Some(Phase::Unusable);
         let id = deploy::new_deployment_id();
         let report = status::Status::unusable(&id, &self.options.pointer, &error);
@@ -215,7 +217,7 @@ impl Agent {
         };
         let outcome = deploy::deploy(source.as_ref(), &options);
         if let Outcome::Locked { error } = &outcome {
-            eprintln!("hooks agent: {error}; trying again next tick");
+            tracing::warn!("hooks agent: {error}; trying again next tick");
             self.state = previous;
             self.save();
             return Tick::Later;
@@ -257,13 +259,13 @@ impl Agent {
                 self.state.pending_status = None;
                 self.save();
             }
-            Err(error) => eprintln!("hooks agent: {error}; trying again next tick"),
+            Err(error) => tracing::warn!("hooks agent: {error}; trying again next tick"),
         }
     }
 
     fn save(&self) {
         if let Err(error) = self.state.save(&self.options.deploy.root) {
-            eprintln!("hooks agent: {error}");
+            tracing::error!("hooks agent: {error}");
         }
     }
 }

@@ -10,26 +10,43 @@ use super::{BACKUPS_DIR_MODE, GroupTracker, SECRET_MODE};
 /// Why a backup or a restore failed. Never contains the database URL.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// `pg_dump` or `pg_restore` is not on the PATH; the message says how to install it or
+    /// turn backups off.
     #[error(
         "{tool} is not installed on this server; install it (Debian: apt-get install postgresql-client) or set deploy.migrate.backup: false"
     )]
-    ToolMissing { tool: &'static str },
+    ToolMissing {
+        /// The missing program's name.
+        tool: &'static str,
+    },
+    /// `pg_dump` or `pg_restore` ran and exited non-zero.
     #[error("{tool} failed ({status}): {stderr}")]
     ToolFailed {
+        /// The program that failed.
         tool: &'static str,
+        /// Its exit status as printed.
         status: String,
+        /// What it wrote to stderr, trimmed: libpq's reason.
         stderr: String,
     },
+    /// The online copy of a SQLite database (`VACUUM INTO`) failed.
     #[error("SQLite {action} of {path} failed: {message}")]
     Sqlite {
+        /// What was being done (`backup`).
         action: &'static str,
+        /// The database file.
         path: PathBuf,
+        /// SQLite's reason.
         message: String,
     },
+    /// A file or directory under `backups/` could not be created, read or written.
     #[error("{action} {path}: {source}")]
     Io {
+        /// What was being done, as the start of the message (`creating`, `preparing`…).
         action: &'static str,
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The operating system's reason.
         source: std::io::Error,
     },
 }

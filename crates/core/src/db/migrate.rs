@@ -15,6 +15,7 @@ use super::url::DatabaseUrl;
 
 /// Where the step finds things on this server.
 pub struct MigrateContext<'a> {
+    /// The appspec's `deploy.migrate`: URL file, backup policy, timeouts.
     pub config: &'a MigrateConfig,
     /// The release whose `migrator` binary runs.
     pub release_dir: &'a Path,
@@ -22,8 +23,11 @@ pub struct MigrateContext<'a> {
     /// release in AfterInstall; the serving release for the pre-flight check, because the new
     /// one has no shared links yet.
     pub workdir: &'a Path,
+    /// `<root>/shared/`, against which a relative URL file resolves.
     pub shared_dir: &'a Path,
+    /// `<root>/backups/`, where the backup before the migrations goes.
     pub backups_dir: &'a Path,
+    /// The deployment the backup is named after, so a restore finds the one it took.
     pub deployment_id: &'a str,
     /// Newest backups kept.
     pub keep_backups: usize,
@@ -34,7 +38,9 @@ pub struct MigrateContext<'a> {
 /// What `migrator info --json` says, reduced to what the step needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
+    /// Every migration of the release is applied already: no backup is needed.
     UpToDate,
+    /// This many migrations would be applied.
     Pending(usize),
     /// `migrator run` would refuse the set; the text says which migrations and why.
     Refused(String),

@@ -10,14 +10,23 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// `sqlite:PATH` / `sqlite://PATH`, relative paths resolved against the release directory.
-    Sqlite { path: PathBuf },
+    Sqlite {
+        /// The database file, absolute.
+        path: PathBuf,
+    },
     /// `postgres://` or `postgresql://`.
     Postgres {
+        /// Server host name or address.
         host: String,
+        /// Server port (5432 when the URL gives none).
         port: u16,
+        /// Role to connect as.
         user: String,
+        /// The role's password, percent-decoded; goes only into a temporary `PGPASSFILE`.
         password: Option<String>,
+        /// Database name.
         database: String,
+        /// The URL's `sslmode` parameter, passed on to libpq.
         sslmode: Option<String>,
     },
 }
@@ -40,17 +49,26 @@ impl std::fmt::Debug for DatabaseUrl {
 /// Why a URL file could not be used. Messages name the file, never its content.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
+    /// The URL file is missing or unreadable.
     #[error(
         "cannot read the database URL file {path}: {source}; create it (mode 0600) with the database URL"
     )]
     Read {
+        /// The URL file.
         path: PathBuf,
+        /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The file's text is not a database URL `hooks` can use.
     #[error(
         "the database URL in {path} is not usable: {why}; expected postgres://USER:PASSWORD@HOST:PORT/DB or sqlite://PATH"
     )]
-    Invalid { path: PathBuf, why: &'static str },
+    Invalid {
+        /// The URL file (its content is a secret and never shown).
+        path: PathBuf,
+        /// Which part is wrong.
+        why: &'static str,
+    },
 }
 
 impl DatabaseUrl {
@@ -136,7 +154,10 @@ pub const PASSFILE_PREFIX: &str = ".pgpass-";
 /// Arguments and environment for libpq tools; the password is in a 0600 temporary file named by
 /// `PGPASSFILE`, removed when this value is dropped.
 pub struct PgConnection {
+    /// Connection options for the tool's command line (`--host`, `--port`, `--username`,
+    /// `--dbname`, `--no-password`); never the password.
     pub args: Vec<String>,
+    /// Environment for the tool: `PGPASSFILE`, and `PGSSLMODE` when the URL sets it.
     pub env: Vec<(String, String)>,
     _passfile: Option<tempfile::NamedTempFile>,
 }

@@ -14,8 +14,11 @@ use hooks_journal::progress::Progress;
 
 /// Drives events for releases of one root.
 pub struct Activation<'a, 'r> {
+    /// Where the root's releases, `current` and `shared/` are.
     pub layout: &'a Layout,
+    /// Runs each event's step and scripts with the run's log, environment and lock.
     pub runner: &'a mut EventRunner<'r>,
+    /// What the built-in steps need besides the release.
     pub builtins: &'a BuiltinContext,
 }
 

@@ -36,7 +36,9 @@ pub const KEEP_BACKUPS: usize = 10;
 
 /// What built-in steps need to know about the run besides the release.
 pub struct BuiltinContext {
+    /// The root's layout: `shared/`, `backups/` and the history the steps read and write.
     pub layout: Layout,
+    /// The running deployment, which names its database backup.
     pub deployment_id: String,
     /// The lock's holder record, where the tools a step starts are listed for recovery.
     pub record: Option<HolderRecord>,

@@ -39,7 +39,8 @@ pub fn dry_run(source: &dyn BundleSource, options: &DeployOptions) -> Result<Vec
         )
     })?;
     preflight::check(&loaded.spec, bundle_dir, &layout.shared_dir()).map_err(invalid)?;
-    hooks_runtime::services::check_managers(&loaded.spec.deploy.services).map_err(invalid)?;
+    hooks_runtime::services::check_managers(&loaded.spec.deploy.services)
+        .map_err(|e| invalid(e.to_string()))?;
     let spec = loaded.spec;
     let mut lines = vec![format!(
         "DownloadBundle: {} ({} files, {} bytes{}): valid",

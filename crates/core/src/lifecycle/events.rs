@@ -14,10 +14,13 @@ use hooks_journal::progress::Progress;
 /// Why an event failed: which event, which script (none for a built-in step), and the message.
 #[derive(Debug, Clone)]
 pub struct StepFailure {
+    /// The event that failed.
     pub event: LifecycleEvent,
+    /// The failing script's location; `None` when the built-in step failed.
     pub script: Option<String>,
     /// The agent's error code for scripts (`ScriptFailed`…), `BuiltinStepFailed` otherwise.
     pub code: &'static str,
+    /// What went wrong, for the operator (exit status, timeout, the step's error).
     pub message: String,
 }
 
@@ -29,9 +32,14 @@ impl std::fmt::Display for StepFailure {
 
 /// What every event of one run shares.
 pub struct EventRunner<'a> {
+    /// The deployment log every step and script writes to.
     pub log: &'a DeploymentLog,
+    /// The hook environment (`LIFECYCLE_EVENT` is added per event).
     pub env: Vec<(String, String)>,
+    /// Kill and output-pipe grace periods for the scripts.
     pub grace: Grace,
+    /// The held lock, whose record names the running event and script process group so a
+    /// crash can be recovered from.
     pub lock: &'a mut DeployLock,
 }
 

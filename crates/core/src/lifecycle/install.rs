@@ -11,22 +11,37 @@ use hooks_appspec::{AppSpec, FileExistsBehavior, ObjectKind, Permission, SharedK
 /// Why the Install step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// A destination exists that the previous deployment did not install, and
+    /// `file_exists_behavior` is DISALLOW.
     #[error(
         "file_exists_behavior DISALLOW: {0} already exists and was not installed by the previous deployment; remove it, or set `file_exists_behavior: OVERWRITE` (or RETAIN) in appspec.yml"
     )]
     Exists(PathBuf),
+    /// A shared file is missing on the server and the bundle has nothing to seed it with.
     #[error(
         "shared file {shared} does not exist and the bundle has no {relative} to seed it; create {shared} on the server first"
     )]
-    MissingShared { shared: PathBuf, relative: PathBuf },
+    MissingShared {
+        /// The file under `<root>/shared/`.
+        shared: PathBuf,
+        /// Its path relative to the release, which the bundle could have provided.
+        relative: PathBuf,
+    },
+    /// A `files:` source names nothing in the bundle.
     #[error("files: source {0} is not in the bundle; fix `files[].source` in appspec.yml")]
     MissingSource(String),
+    /// A `permissions:` entry cannot be applied (missing object, bad pattern, unknown owner
+    /// or group).
     #[error("permissions: {0}")]
     Permission(String),
+    /// Copying, linking or changing an installed file failed.
     #[error("{action} {path}: {source}")]
     Io {
+        /// What was being done, as the start of the message (`creating`, `linking`, `chmod`…).
         action: &'static str,
+        /// The file concerned.
         path: PathBuf,
+        /// The operating system's reason.
         source: io::Error,
     },
 }

@@ -20,7 +20,9 @@ use crate::release::kept::Release;
 /// A migration in the database that the target release does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unknown {
+    /// The migration's version number in `_sqlx_migrations`.
     pub version: i64,
+    /// Its description there, to name it in messages.
     pub description: String,
     /// Declared `-- hooks: compatible` by the release that knows it.
     pub compatible: bool,

@@ -17,10 +17,13 @@ use hooks_journal::progress::{Progress, ProgressSink, RunKind};
 
 /// What the operator asked for.
 pub struct RollbackOptions {
+    /// The deployment root (`--root`).
     pub root: PathBuf,
     /// The release to re-activate; default: the newest good release other than `current`.
     pub to: Option<String>,
+    /// How long to wait for another deployment's lock (zero: fail at once).
     pub wait: Duration,
+    /// Kill and output-pipe grace periods for the scripts.
     pub grace: Grace,
     /// Stream the log to stdout as well as the file (when `progress` is `None`).
     pub echo: bool,

@@ -64,10 +64,15 @@ pub const DEFAULT_DEPLOYMENT_ROOT: &str = "/opt/codedeploy-agent/deployment-root
 /// What the agent tells a hook script through its environment.
 #[derive(Debug, Clone)]
 pub struct AgentEvent {
+    /// `LIFECYCLE_EVENT`: the event the agent is running.
     pub event: LifecycleEvent,
+    /// `DEPLOYMENT_ID`: the agent's deployment, which names the release and the log.
     pub deployment_id: String,
+    /// `APPLICATION_NAME`.
     pub application: String,
+    /// `DEPLOYMENT_GROUP_NAME`.
     pub group: String,
+    /// `DEPLOYMENT_GROUP_ID`, which locates the revision under the agent's deployment root.
     pub group_id: String,
     /// `BUNDLE_BUCKET`, `BUNDLE_KEY`, `BUNDLE_VERSION`, `BUNDLE_ETAG`, `BUNDLE_COMMIT`… as given.
     pub bundle_env: Vec<(String, String)>,
@@ -131,12 +136,16 @@ impl AgentEvent {
 
 /// How to run.
 pub struct RunHookOptions {
+    /// The deployment root (`--root`) the releases go to.
     pub root: PathBuf,
     /// The unpacked revision; default: derived from the agent's variables under `deployment_root`.
     pub archive: Option<PathBuf>,
+    /// The agent's deployment root, where it unpacks revisions
+    /// ([`DEFAULT_DEPLOYMENT_ROOT`] unless the agent is configured otherwise).
     pub deployment_root: PathBuf,
     /// How long to wait for the lock (a manual deployment, or the previous event's process).
     pub wait: Duration,
+    /// Stream the log to stdout as well as the file, where the agent collects it.
     pub echo: bool,
     /// A user script of the event to run (relative to the revision) instead of the built-ins.
     pub script: Option<String>,
@@ -145,9 +154,13 @@ pub struct RunHookOptions {
 /// How one event ended. Exit codes: 0 done or nothing to do, 1 failed, 3 invalid, 4 locked.
 #[derive(Debug)]
 pub enum HookOutcome {
+    /// Exit 0: the event's work is done, or there was none; the text says which.
     Done(String),
+    /// Exit 1: the event failed; the text says why, and the agent fails the deployment.
     Failed(String),
+    /// Exit 3: the revision or the agent's variables are unusable.
     Invalid(String),
+    /// Exit 4: another deployment held the lock past the wait.
     Locked(String),
 }
 

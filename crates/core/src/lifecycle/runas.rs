@@ -8,27 +8,46 @@ use std::io;
 /// not safe between fork and exec).
 #[derive(Debug, Clone)]
 pub struct UserIds {
+    /// The user name, given to the script as `USER` and `LOGNAME`.
     pub name: String,
+    /// The user id the child switches to.
     pub uid: libc::uid_t,
+    /// The primary group id the child switches to.
     pub gid: libc::gid_t,
+    /// Supplementary groups, set with `setgroups` so the script has the user's file access.
     pub groups: Vec<libc::gid_t>,
+    /// The home directory, given to the script as `HOME`.
     pub home: String,
+    /// The login shell, given to the script as `SHELL` (the script is not run through it).
     pub shell: String,
 }
 
 /// Why a `runas:` user cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RunAsError {
+    /// The name service knows no such user.
     #[error(
         "runas: user '{0}' does not exist on this server; create it or fix `runas` in the appspec"
     )]
     NoSuchUser(String),
+    /// Switching ids needs root, and `hooks` is not root.
     #[error(
         "runas: switching to user '{user}' needs root, but hooks runs as uid {uid}; run hooks as root (e.g. from its systemd unit) or remove `runas`"
     )]
-    NotRoot { user: String, uid: u32 },
+    NotRoot {
+        /// The `runas:` user.
+        user: String,
+        /// The effective uid `hooks` runs as.
+        uid: u32,
+    },
+    /// `getpwnam_r` itself failed (as opposed to finding no such user).
     #[error("runas: cannot look up user '{user}': {source}")]
-    Lookup { user: String, source: io::Error },
+    Lookup {
+        /// The `runas:` user.
+        user: String,
+        /// The lookup's error.
+        source: io::Error,
+    },
 }
 
 /// Whether running as `user` needs an id switch, and whether we can do it.

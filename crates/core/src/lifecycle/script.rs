@@ -20,33 +20,64 @@ use hooks_journal::log::DeploymentLog;
 /// operators can search for them.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
+    /// ScriptMissing: no file at the script's location in the release.
     #[error(
         "ScriptMissing: {location}: no file at {path}; `location` is relative to the bundle root: check the path in appspec.yml and that the file is in the bundle"
     )]
-    Missing { location: String, path: PathBuf },
+    Missing {
+        /// `location` as the appspec gives it.
+        location: String,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// ScriptNotExecutable: the file exists without execute permission.
     #[error(
         "ScriptNotExecutable: {location}: {path} has no execute permission; make it executable in the repository (`chmod +x {location}` or `git update-index --chmod=+x {location}`) and rebuild the bundle"
     )]
-    NotExecutable { location: String, path: PathBuf },
+    NotExecutable {
+        /// `location` as the appspec gives it.
+        location: String,
+        /// The file without execute permission.
+        path: PathBuf,
+    },
+    /// ScriptTimedOut: the script outlived its `timeout` and was stopped.
     #[error(
         "ScriptTimedOut: {location} ran longer than its timeout of {timeout_secs} s; its process group was sent SIGTERM{killed}; raise `timeout` in appspec.yml or make the script finish sooner"
     )]
     TimedOut {
+        /// `location` as the appspec gives it.
         location: String,
+        /// The timeout it exceeded.
         timeout_secs: u64,
+        /// `", then SIGKILL"` when SIGTERM was not enough, else empty.
         killed: &'static str,
     },
+    /// The script was stopped because `hooks` itself received SIGINT or SIGTERM.
     #[error(
         "Interrupted: {location} was stopped by a signal to hooks; its process group was sent SIGTERM{killed}"
     )]
     Interrupted {
+        /// `location` as the appspec gives it.
         location: String,
+        /// `", then SIGKILL"` when SIGTERM was not enough, else empty.
         killed: &'static str,
     },
+    /// ScriptFailed: the script exited non-zero or was killed by a signal.
     #[error("ScriptFailed: {location} {status}; its output is in the log above")]
-    Failed { location: String, status: String },
+    Failed {
+        /// `location` as the appspec gives it.
+        location: String,
+        /// How it ended (`exited with code 1`, `was killed by signal 9`).
+        status: String,
+    },
+    /// UnknownError: the script could not be started or waited for.
     #[error("UnknownError: {location}: {message}")]
-    Unknown { location: String, message: String },
+    Unknown {
+        /// `location` as the appspec gives it.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl ScriptError {
@@ -87,12 +118,15 @@ impl Default for Grace {
 
 /// Everything a script run needs besides the script.
 pub struct ScriptContext<'a> {
+    /// The event the script belongs to, given to it as `LIFECYCLE_EVENT`.
     pub event: LifecycleEvent,
     /// Working directory and base of `location`.
     pub release_dir: &'a Path,
     /// `LIFECYCLE_EVENT` is added per run; these are the rest (`DEPLOYMENT_ID`, `BUNDLE_*`…).
     pub env: &'a [(String, String)],
+    /// Where the script's output goes, line by line with its scope.
     pub log: &'a DeploymentLog,
+    /// Kill and output-pipe grace periods.
     pub grace: Grace,
     /// Told the process group id when the script starts and `None` when it ended, so a crash
     /// of `hooks` leaves a record of what to clean up.

@@ -16,6 +16,7 @@ pub const TAIL_LINES: usize = 10;
 /// Colours (ANSI SGR) for the parts of a line, or none.
 #[derive(Debug, Clone, Copy)]
 pub struct Paint {
+    /// Whether to emit the escape sequences (decided once from `--color` and the stream).
     pub colour: bool,
 }
 

@@ -1,6 +1,6 @@
 //! Presenting a deployment to whoever watches it: a terminal (short coloured lines and a
 //! spinner), a pipe or CI log (the same lines, plain), or a program (`--json`: one JSON object
-//! per line). The lifecycle emits [`Progress`] events and log lines; a [`Presenter`] fans them
+//! per line). The lifecycle emits [`Progress`](hooks_journal::progress::Progress) events and log lines; a [`Presenter`] fans them
 //! out and prints the final result. The full timestamped log is written to `logs/<id>.log`
 //! whatever is presented.
 
@@ -84,6 +84,7 @@ pub struct Request {
     pub quiet: bool,
     /// `--verbose`: the full log lines too.
     pub verbose: bool,
+    /// `--color`: whether the human output is coloured.
     pub color: ColorChoice,
 }
 

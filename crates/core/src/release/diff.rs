@@ -12,14 +12,21 @@ use super::ledger::{ComposeService, KnownMigration};
 /// One side of the comparison: who deployed what, when, and how it went.
 #[derive(Debug, Clone, Serialize)]
 pub struct Side {
+    /// The deployment id.
     pub id: String,
+    /// `deploy`, `rollback` or `promote`.
     pub kind: String,
+    /// How it ended; `null` while running or after a crash.
     pub result: Option<String>,
+    /// Who ran it.
     pub user: String,
+    /// RFC 3339 UTC.
     pub started_at: String,
+    /// RFC 3339 UTC; `null` while running or after a crash.
     pub ended_at: Option<String>,
     /// Seconds from start to end, `null` while running or when a time does not parse.
     pub duration_s: Option<f64>,
+    /// Where the bundle came from (path or `s3://` URL).
     pub bundle: String,
     /// The bundle's sha256 (archives and S3 objects; `null` for directory bundles).
     pub sha256: Option<String>,
@@ -30,8 +37,11 @@ pub struct Side {
 /// A value on each side and whether they differ; `null` where a side has none.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Change<T> {
+    /// The value in deployment A.
     pub a: Option<T>,
+    /// The value in deployment B.
     pub b: Option<T>,
+    /// Whether they differ (computed once, so text and JSON agree).
     pub changed: bool,
 }
 
@@ -45,8 +55,11 @@ impl<T: PartialEq> Change<T> {
 /// One compose service's image and config on each side.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ServiceSide {
+    /// The image reference as written.
     pub image: String,
+    /// The image id the container was created from: differs when a tag moved.
     pub image_id: String,
+    /// The container's config hash: differs when the service's settings changed.
     pub config_hash: String,
 }
 
@@ -61,25 +74,32 @@ pub struct MigrationsDiff {
     pub only_b: Vec<String>,
     /// Same version, different checksum (the file changed).
     pub changed: Vec<String>,
-    /// Versions each deployment applied.
+    /// Versions deployment A applied.
     pub applied_a: Vec<i64>,
+    /// Versions deployment B applied.
     pub applied_b: Vec<i64>,
-    /// Whether each side recorded its migrations at all.
+    /// Whether A recorded its migrations at all (older deployments did not).
     pub recorded_a: bool,
+    /// Whether B recorded its migrations at all.
     pub recorded_b: bool,
 }
 
 /// The whole comparison, printed as text or as JSON (`--json`; the README documents it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Diff {
+    /// The first deployment named on the command line.
     pub a: Side,
+    /// The second deployment named on the command line.
     pub b: Side,
+    /// The bundles' sha256.
     pub sha256: Change<String>,
+    /// The commits the bundles were built from.
     pub commit: Change<String>,
     /// By service name.
     pub services: BTreeMap<String, Change<ServiceSide>>,
     /// By secret name: SHA-256 of the content.
     pub secrets: BTreeMap<String, Change<String>>,
+    /// The migrations each side knows and applied.
     pub migrations: MigrationsDiff,
 }
 

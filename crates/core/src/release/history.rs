@@ -54,13 +54,21 @@ impl Result {
 pub enum Record {
     /// Written before the deployment changes anything.
     Started {
+        /// The deployment id, which names the release directory and the log.
         id: String,
+        /// Deploy, rollback or promote.
         kind: Kind,
+        /// `APPLICATION_NAME` of the run.
         application: String,
+        /// `DEPLOYMENT_GROUP_NAME` of the run.
         group: String,
+        /// Where the bundle came from, as shown to the operator (path or `s3://` URL).
         bundle: String,
+        /// Who ran it (`USER`, `LOGNAME`, or the uid), for `hooks history`.
         user: String,
+        /// The deploying process, so the next run can tell a crash from a deployment in progress.
         pid: u32,
+        /// RFC 3339 UTC.
         started_at: String,
         /// For a rollback: the release it re-activates.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,15 +76,22 @@ pub enum Record {
     },
     /// Written when the deployment ends, whatever the result.
     Finished {
+        /// The deployment that ended.
         id: String,
+        /// RFC 3339 UTC.
         ended_at: String,
+        /// How it ended.
         result: Result,
+        /// The bundle's sha256, when it was an archive or an S3 object.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
+        /// The lifecycle event that failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failed_event: Option<String>,
+        /// The script that failed; `None` when a built-in step failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failed_script: Option<String>,
+        /// Why it failed, redacted like the log.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         /// The release serving after a failure was handled.
@@ -85,15 +100,21 @@ pub enum Record {
     },
     /// A release that must never be chosen as a rollback target again.
     MarkedBad {
+        /// The release marked.
         id: String,
+        /// RFC 3339 UTC.
         at: String,
+        /// Why, as the operator or the failed deployment gave it.
         reason: String,
     },
     /// What a deployment put on the server besides its files (migrations, compose services,
     /// secret digests); see [`super::ledger`]. Several per deployment are folded.
     Ledger {
+        /// The deployment the facts belong to.
         id: String,
+        /// RFC 3339 UTC.
         at: String,
+        /// The facts recorded by this line.
         #[serde(flatten)]
         ledger: super::ledger::Ledger,
     },
@@ -102,23 +123,39 @@ pub enum Record {
 /// A deployment as folded from its records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deployment {
+    /// The deployment id.
     pub id: String,
+    /// Deploy, rollback or promote.
     pub kind: Kind,
+    /// `APPLICATION_NAME` of the run.
     pub application: String,
+    /// `DEPLOYMENT_GROUP_NAME` of the run.
     pub group: String,
+    /// Where the bundle came from (path or `s3://` URL).
     pub bundle: String,
+    /// Who ran it.
     pub user: String,
+    /// The deploying process.
     pub pid: u32,
+    /// RFC 3339 UTC.
     pub started_at: String,
+    /// For a rollback: the release it re-activated.
     pub target: Option<String>,
+    /// RFC 3339 UTC; `None` while in progress or after a crash.
     pub ended_at: Option<String>,
     /// `None` while in progress (or when the process died and no later run has looked yet).
     pub result: Option<Result>,
+    /// The bundle's sha256, when it was an archive or an S3 object.
     pub digest: Option<String>,
+    /// The lifecycle event that failed.
     pub failed_event: Option<String>,
+    /// The script that failed; `None` when a built-in step failed.
     pub failed_script: Option<String>,
+    /// Why it failed, redacted.
     pub error: Option<String>,
+    /// The release serving after a failure was handled.
     pub restored: Option<String>,
+    /// Whether the release was marked bad, which keeps it from being a rollback target.
     pub bad: bool,
     /// The folded `ledger` records of this deployment (empty when none was written).
     #[serde(skip_serializing_if = "super::ledger::Ledger::is_empty")]
@@ -140,10 +177,12 @@ pub struct History {
 }
 
 impl History {
+    /// The history kept in `path` (`<root>/history`); nothing is read or created yet.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
 
+    /// The history file, for messages and for the crash tests.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -44,6 +44,7 @@ impl Layout {
         Ok(())
     }
 
+    /// The deployment root everything else is under.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// One migration as the release's migrator knows it (from `migrator info --json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownMigration {
+    /// The migration's version (the number its file name starts with).
     pub version: i64,
+    /// Its description (the rest of the file name), to name it in messages.
     pub description: String,
     /// Hex SHA-384 of the file (the checksum sqlx keeps in `_sqlx_migrations`).
     pub checksum: String,
@@ -40,6 +42,7 @@ pub struct Migrations {
 /// `<root>/compose/<project>.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComposeService {
+    /// The service's name in the compose files.
     pub name: String,
     /// The image reference as written.
     pub image: String,
@@ -52,15 +55,19 @@ pub struct ComposeService {
 /// The compose step's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compose {
+    /// The compose project name, which prefixes the containers' names.
     pub project: String,
+    /// Every service the step left running, by name.
     pub services: Vec<ComposeService>,
 }
 
 /// Everything recorded for one deployment. Fields a deployment did not record stay `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
+    /// What the migrate step saw and applied; the rollback guard reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrations: Option<Migrations>,
+    /// What the compose step left running; `hooks history diff` compares it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<Compose>,
     /// Secret name → hex SHA-256 of its content (compose secrets, the database URL file).

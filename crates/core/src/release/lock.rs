@@ -22,8 +22,11 @@ const RECORD_WAIT: Duration = Duration::from_secs(2);
 /// Who holds the lock, as recorded in `lock.holder` by the holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
+    /// The holding process, shown so the operator can look at it.
     pub pid: u32,
+    /// The deployment it runs.
     pub deployment_id: String,
+    /// When it took the lock (RFC 3339 UTC).
     pub since: String,
     /// The holder's start time in clock ticks since boot (`/proc/PID/stat` field 22), so a
     /// reader can tell the holder from an unrelated process that reused its pid.
@@ -92,13 +95,22 @@ pub fn process_start(pid: u32) -> Option<u64> {
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// Another process holds the flock (exit 4 for `hooks deploy`).
     #[error("another deployment holds the lock {path}: {holder}", holder = holder_text(.holder))]
     Held {
+        /// The lock file.
         path: String,
+        /// Who holds it, when its record could be read.
         holder: Option<Box<Holder>>,
     },
+    /// The lock file could not be opened or created.
     #[error("cannot open the lock file {path}: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        /// The lock file.
+        path: String,
+        /// The operating system's reason.
+        source: io::Error,
+    },
 }
 
 fn holder_text(holder: &Option<Box<Holder>>) -> String {

@@ -61,25 +61,38 @@ pub struct PortSpec {
 /// Fields without their own comment are the compose keys of the same name, normalised.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
+    /// The service's name in the compose files; with the project it names the containers.
     pub name: String,
     /// The image reference as written (or `<project>-<service>` for a build without `image:`).
     pub image: String,
     /// The image id the reference resolved to; containers are created from the id so a rollback
     /// gets the exact previous image even when the tag moved.
     pub image_id: String,
+    /// `build:`: how to build the image locally when the service has one (no registry is
+    /// assumed reachable).
     pub build: Option<BuildSpec>,
+    /// `command:` as exec-form words; `None` keeps the image's.
     pub command: Option<Vec<String>>,
+    /// `entrypoint:` as exec-form words; `None` keeps the image's.
     pub entrypoint: Option<Vec<String>>,
+    /// `environment:` as the engine gets it, sorted by name so the hash is stable.
     pub environment: BTreeMap<String, String>,
+    /// `user:`; `None` keeps the image's.
     pub user: Option<String>,
+    /// `working_dir:`; `None` keeps the image's.
     pub working_dir: Option<String>,
+    /// `labels:` of the service; hooks adds its own labels beside them.
     pub labels: BTreeMap<String, String>,
+    /// `ports:` in long syntax.
     pub ports: Vec<PortSpec>,
+    /// `restart:` policy (`no`, `always`, `on-failure[:N]`, `unless-stopped`).
     pub restart: Option<String>,
+    /// `healthcheck:`; `None` keeps the image's.
     pub healthcheck: Option<HealthSpec>,
     /// Dependency name → condition (`service_started`, `service_healthy`,
     /// `service_completed_successfully`).
     pub depends_on: BTreeMap<String, String>,
+    /// `secrets:` the container mounts (file-backed, read-only).
     pub secrets: Vec<SecretMount>,
     /// sha256 of each secret file's content, by secret name (never the content itself).
     pub secret_digests: BTreeMap<String, String>,
@@ -100,16 +113,19 @@ pub struct ServiceSpec {
     /// [`super::mounts`]); each left out of the JSON when empty, so older specs hash the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anonymous_volumes: Vec<AnonymousVolume>,
+    /// `volumes:` entries of type `tmpfs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs_mounts: Vec<TmpfsMount>,
+    /// The `tmpfs:` key, `PATH[:OPTIONS]` each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs: Vec<String>,
+    /// `configs:` the container mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<ConfigMount>,
     /// sha256 of each file config's content, by config name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config_digests: BTreeMap<String, String>,
-    /// `deploy.replicas`: how many containers run the service (see [`super::replicas`]);
+    /// `deploy.replicas`: how many containers run the service (see the engine's `replicas` module);
     /// unset: one. Not part of the config hash: scaling adds or removes containers and
     /// recreates none of the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,9 +190,11 @@ pub struct ConfigMount {
     pub content: Option<String>,
     /// The path inside the container.
     pub target: String,
-    /// Owner and mode of a copied config.
+    /// Owner of the copied config (`uid:`, numeric); `None`: root.
     pub uid: Option<String>,
+    /// Group of the copied config (`gid:`, numeric); `None`: root.
     pub gid: Option<String>,
+    /// Mode of the copied config (`mode:`); `None`: 0444, as with the Compose tool.
     pub mode: Option<u32>,
 }
 

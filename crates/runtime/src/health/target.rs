@@ -22,6 +22,20 @@ pub enum Target {
 }
 
 impl Target {
+    /// Where a service instance listening on `addr` is checked: `GET http://ADDR/PATH` with
+    /// an HTTP path, else a TCP connect. The supervisor and systemd check instances alike.
+    pub fn instance(http_path: Option<&str>, addr: std::net::SocketAddr) -> Self {
+        match http_path {
+            Some(path) => Self::Http {
+                url: format!("http://{addr}{path}"),
+            },
+            None => Self::Tcp {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+        }
+    }
+
     /// Parses `http://HOST[:PORT]/PATH` or `HOST:PORT`; anything else is an error that names
     /// the two accepted forms.
     pub fn parse(text: &str) -> Result<Target, WaitError> {

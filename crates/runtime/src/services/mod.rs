@@ -9,10 +9,48 @@ use std::path::{Path, PathBuf};
 
 pub mod status;
 
-use crate::health;
-pub use crate::instance::{InstanceManager, Release, target};
+use crate::health::{self, Target};
+use crate::supervisor::RequestError;
 use crate::supervisor::proto::{self, HealthSpec, InstanceSpec, Request};
+use crate::systemd::{SystemdError, SystemdManager};
 use hooks_appspec::{Manager, ServiceConfig};
+
+/// Restarts one instance and tells whether it came up healthy.
+pub trait InstanceManager {
+    /// Restarts `instance` (0-based `index` in the service's list) of `service` running the
+    /// release in `release_dir`; `Ok(what happened)` once it is healthy, `Err(why)` if not.
+    fn restart(
+        &mut self,
+        service: &ServiceConfig,
+        instance: &str,
+        index: usize,
+        release: &Release,
+    ) -> Result<String, InstanceError>;
+}
+
+/// Why an instance did not come up healthy, from whichever manager restarted it.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// The supervisor could not be started or reached.
+    #[error(transparent)]
+    Supervisor(#[from] RequestError),
+    /// The supervisor refused or gave up the restart; its answer says why (health error,
+    /// exit status, last log lines).
+    #[error("{0}")]
+    Refused(String),
+    /// systemd failed the restart, or the unit did not stay up or become healthy.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+}
+
+/// The release whose build the instances should run.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// Deployment id.
+    pub id: String,
+    /// Its directory (what `current` points to once it is activated).
+    pub dir: PathBuf,
+}
 
 /// Which instance failed, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +85,12 @@ pub fn rolling_restart(
             note(&format!("restarting {key} on release {}", release.id));
             match manager.restart(service, instance, index, release) {
                 Ok(message) => note(&message),
-                Err(message) => return Err(RollFailure { key, message }),
+                Err(error) => {
+                    return Err(RollFailure {
+                        key,
+                        message: error.to_string(),
+                    });
+                }
             }
         }
     }
@@ -61,7 +104,7 @@ pub fn validate(services: &[ServiceConfig], note: &mut dyn FnMut(&str)) -> Resul
             continue;
         };
         for (index, instance) in service.instances.iter().enumerate() {
-            let target = target(check.http_path.as_deref(), listen.for_index(index));
+            let target = Target::instance(check.http_path.as_deref(), listen.for_index(index));
             let options = health::WaitOptions {
                 target,
                 timeout: check.deadline,
@@ -140,15 +183,27 @@ impl InstanceManager for SupervisorManager {
         instance: &str,
         index: usize,
         release: &Release,
-    ) -> Result<String, String> {
+    ) -> Result<String, InstanceError> {
         proto::ensure_running(&self.root)?;
         let spec = instance_spec(&self.root, service, instance, index, release);
         let response = proto::request(&self.root, &Request::Restart(Box::new(spec)))?;
         if response.ok {
             Ok(response.message)
         } else {
-            Err(response.message)
+            Err(InstanceError::Refused(response.message))
         }
+    }
+}
+
+impl InstanceManager for SystemdManager {
+    fn restart(
+        &mut self,
+        service: &ServiceConfig,
+        instance: &str,
+        index: usize,
+        release: &Release,
+    ) -> Result<String, InstanceError> {
+        Ok(self.restart_instance(service, instance, index, &release.id)?)
     }
 }
 
@@ -158,9 +213,11 @@ pub fn manager_for(root: &Path, service: &ServiceConfig) -> Box<dyn InstanceMana
         Manager::Supervisor => Box::new(SupervisorManager {
             root: root.to_owned(),
         }),
-        Manager::Systemd { user } => Box::new(crate::systemd::SystemdManager::new(Box::new(
-            crate::systemd::Systemctl { user },
-        ))),
+        Manager::Systemd { user } => {
+            Box::new(SystemdManager::new(Box::new(crate::systemd::Systemctl {
+                user,
+            })))
+        }
     }
 }
 
@@ -168,7 +225,7 @@ pub fn manager_for(root: &Path, service: &ServiceConfig) -> Box<dyn InstanceMana
 /// units run by a deploy user, whether sudo allows the restarts; checked before a switch, so
 /// that an unreachable manager (a user's systemd outside a login session without lingering)
 /// or a missing sudoers line refuses the change instead of half-making it.
-pub fn check_managers(services: &[ServiceConfig]) -> Result<(), String> {
+pub fn check_managers(services: &[ServiceConfig]) -> Result<(), SystemdError> {
     let mut checked = Vec::new();
     for service in services {
         let Manager::Systemd { user } = service.manager else {

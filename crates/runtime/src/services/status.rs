@@ -41,7 +41,9 @@ pub fn instance_states(root: &Path, services: &[ServiceConfig]) -> Vec<InstanceS
         if !proto::socket_path(root).exists() {
             return Err("no supervisor runs for this root".to_owned());
         }
-        proto::request(root, &Request::Status).map(|r| r.instances)
+        proto::request(root, &Request::Status)
+            .map(|r| r.instances)
+            .map_err(|e| e.to_string())
     });
     let mut states = Vec::new();
     for service in services {
@@ -128,7 +130,7 @@ fn systemd_state(
     ]) {
         Ok(shown) => shown,
         Err(why) => {
-            state.detail = Some(why);
+            state.detail = Some(why.to_string());
             return state;
         }
     };
@@ -180,7 +182,7 @@ mod tests {
     struct Shown(&'static str);
 
     impl SystemctlRunner for Shown {
-        fn run(&mut self, args: &[&str]) -> Result<String, String> {
+        fn run(&mut self, args: &[&str]) -> Result<String, crate::systemd::SystemdError> {
             assert_eq!(args[0], "show");
             Ok(self.0.to_owned())
         }

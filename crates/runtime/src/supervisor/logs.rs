@@ -44,7 +44,7 @@ impl RotatingLog {
             && self.size + bytes.len() as u64 > self.max_bytes
             && let Err(e) = self.rotate()
         {
-            eprintln!("cannot rotate {}: {e}", self.path.display());
+            tracing::warn!("cannot rotate {}: {e}", self.path.display());
         }
         if self.file.is_none() {
             self.file = open_append(&self.path).ok();
@@ -53,7 +53,7 @@ impl RotatingLog {
         if let Some(file) = &mut self.file {
             match file.write_all(bytes) {
                 Ok(()) => self.size += bytes.len() as u64,
-                Err(e) => eprintln!("cannot write {}: {e}", self.path.display()),
+                Err(e) => tracing::warn!("cannot write {}: {e}", self.path.display()),
             }
         }
     }

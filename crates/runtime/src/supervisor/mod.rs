@@ -13,10 +13,12 @@
 //! `<root>/supervisor/run/SERVICE@INSTANCE.pid`; output: `<root>/logs/services/SERVICE@INSTANCE.log`,
 //! size-rotated and compressed.
 
+mod error;
 mod logs;
 mod process;
 pub mod proto;
 
+pub use error::{NotHealthy, RequestError, SupervisorError, Unhealthy};
 pub use logs::RotatingLog;
 pub use process::read_env_file;
 
@@ -62,29 +64,38 @@ struct Supervisor {
 
 /// Runs the supervisor of `root` in the foreground until `Shutdown`, SIGTERM or SIGINT,
 /// which stop every instance (stop signal, drain, SIGKILL) before returning.
-pub fn run(root: &Path) -> Result<(), String> {
+pub fn run(root: &Path) -> Result<(), SupervisorError> {
     block_stop_signals();
     let dir = proto::state_dir(root);
     for d in [dir.join("run"), root.join("logs").join("services")] {
-        std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        std::fs::create_dir_all(&d)
+            .map_err(|source| SupervisorError::CreateDir { path: d, source })?;
     }
     let path = proto::socket_path(root);
     if UnixStream::connect(&path).is_ok() {
-        return Err(format!("a supervisor already serves {}", path.display()));
+        return Err(SupervisorError::AlreadyRunning { socket: path });
     }
     stop_leftovers(&dir.join("run"));
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(&path).map_err(|source| SupervisorError::ControlSocket {
+        socket: path.clone(),
+        source,
+    })?;
     // Whoever can connect can make the supervisor run programs: its owner only.
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(
+        |source| SupervisorError::Restrict {
+            socket: path.clone(),
+            source,
+        },
+    )?;
     let supervisor = Arc::new(Supervisor {
         root: root.to_owned(),
         slots: Mutex::new(BTreeMap::new()),
         stopping: Mutex::new(false),
         done: Condvar::new(),
     });
+    // Progress, not a diagnostic: in supervisor.log whatever the tracing filter (warn by
+    // default); problems below go through tracing.
     eprintln!(
         "supervisor {} listening on {}",
         std::process::id(),
@@ -118,17 +129,17 @@ impl Supervisor {
         }
         let (answer, shutdown) = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Restart(spec)) => (self.restart(*spec), false),
-            Ok(Request::Retain(keys)) => (self.retain(&keys), false),
+            Ok(Request::Retain(keys)) => (Ok(self.retain(&keys)), false),
             Ok(Request::Status) => (Ok(String::new()), false),
             Ok(Request::Shutdown) => (Ok("stopped every instance".to_owned()), true),
-            Err(e) => (Err(format!("unreadable request: {e}")), false),
+            Err(e) => (Err(SupervisorError::UnreadableRequest(e)), false),
         };
         if shutdown {
             self.stop_all();
         }
         let response = Response {
             ok: answer.is_ok(),
-            message: answer.unwrap_or_else(|e| e),
+            message: answer.unwrap_or_else(|e| e.to_string()),
             instances: self.status(),
         };
         let mut text = serde_json::to_string(&response).unwrap_or_default();
@@ -176,14 +187,18 @@ impl Supervisor {
     }
 
     /// Starts or hands over one instance; see the module documentation.
-    fn restart(self: &Arc<Self>, spec: InstanceSpec) -> Result<String, String> {
+    fn restart(self: &Arc<Self>, spec: InstanceSpec) -> Result<String, SupervisorError> {
         let key = spec.key();
         let (new, old, log_path) = {
             let mut slots = self.slots.lock().unwrap();
             let log_path = self.log_path(&key);
             if !slots.contains_key(&key) {
-                let log = RotatingLog::open(&log_path, spec.log_max_bytes, spec.log_keep)
-                    .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+                let log = RotatingLog::open(&log_path, spec.log_max_bytes, spec.log_keep).map_err(
+                    |source| SupervisorError::OpenLog {
+                        path: log_path.clone(),
+                        source,
+                    },
+                )?;
                 slots.insert(
                     key.clone(),
                     Slot {
@@ -222,21 +237,18 @@ impl Supervisor {
             old.signal(libc::SIGCONT);
         }
         if let Err(why) = healthy {
-            let status = new.stop(spec.stop_signal, spec.drain);
+            let stopped = new.stop(spec.stop_signal, spec.drain);
             let lines = self.last_lines(&spec, &log_path);
-            return Err(format!(
-                "{key} (release {}, pid {}) did not become healthy: {why}; the process was stopped ({}){}; last lines of {}:\n{}",
-                spec.release,
-                new.pid,
-                process::describe(status),
-                if old.is_some() {
-                    " and the previous process keeps serving"
-                } else {
-                    ""
-                },
-                log_path.display(),
-                lines.join("\n")
-            ));
+            return Err(SupervisorError::Unhealthy(Box::new(Unhealthy {
+                key,
+                release: spec.release,
+                pid: new.pid,
+                why,
+                stopped,
+                previous_serves: old.is_some(),
+                log: log_path,
+                lines,
+            })));
         }
         // A crash restart may have replaced the old process meanwhile: retire whatever serves.
         let replaced = {
@@ -270,7 +282,7 @@ impl Supervisor {
     }
 
     /// Starts a process for `slot` whose exit, when unexpected, schedules a restart.
-    fn spawn_into(self: &Arc<Self>, slot: &mut Slot) -> Result<Arc<Proc>, String> {
+    fn spawn_into(self: &Arc<Self>, slot: &mut Slot) -> Result<Arc<Proc>, SupervisorError> {
         let env = match &slot.spec.env_file {
             Some(path) => read_env_file(path)?,
             None => Vec::new(),
@@ -359,7 +371,7 @@ impl Supervisor {
         });
     }
 
-    fn retain(&self, keep: &[String]) -> Result<String, String> {
+    fn retain(&self, keep: &[String]) -> String {
         let keys: Vec<String> = self
             .slots
             .lock()
@@ -372,16 +384,18 @@ impl Supervisor {
             .iter()
             .filter_map(|k| self.stop_instance(k).ok())
             .collect();
-        Ok(match stopped.is_empty() {
+        match stopped.is_empty() {
             true => "no undeclared instance".to_owned(),
             false => format!("stopped undeclared instances: {}", stopped.join("; ")),
-        })
+        }
     }
 
-    fn stop_instance(&self, key: &str) -> Result<String, String> {
+    fn stop_instance(&self, key: &str) -> Result<String, SupervisorError> {
         let slot = self.slots.lock().unwrap().remove(key);
         let Some(slot) = slot else {
-            return Err(format!("no instance {key} is supervised"));
+            return Err(SupervisorError::NotSupervised {
+                key: key.to_owned(),
+            });
         };
         let _ = std::fs::remove_file(self.pidfile(key));
         match slot.current {
@@ -450,7 +464,7 @@ impl Supervisor {
                 temp.persist(&path).map(drop).map_err(|e| e.error)
             });
         if let Err(e) = written {
-            eprintln!("cannot write {}: {e}", path.display());
+            tracing::warn!("cannot write {}: {e}", path.display());
         }
     }
 
@@ -491,27 +505,25 @@ fn stop_leftovers(run_dir: &Path) {
         if path.extension().is_some_and(|e| e == "pid") {
             let options = crate::detached::StopOptions::new(&path, Duration::from_secs(30));
             match crate::detached::stop(&options) {
-                Ok(outcome) => eprintln!(
+                Ok(outcome) => tracing::warn!(
                     "left over from a previous supervisor: {}: {outcome:?}",
                     path.display()
                 ),
-                Err(e) => eprintln!("cannot stop what {} names: {e}", path.display()),
+                Err(e) => tracing::error!("cannot stop what {} names: {e}", path.display()),
             }
         }
     }
 }
 
-fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).map_err(|e| {
-        format!("cannot listen on {addr}: {e}; stop what uses the port or change `listen`")
-    })
+fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, SupervisorError> {
+    TcpListener::bind(addr).map_err(|source| SupervisorError::Bind { addr, source })
 }
 
 /// Health of a new process: its check passes before the deadline while it keeps running.
-fn wait_healthy(spec: &InstanceSpec, proc: &Proc) -> Result<(), String> {
+fn wait_healthy(spec: &InstanceSpec, proc: &Proc) -> Result<(), NotHealthy> {
     let (Some(check), Some(addr)) = (&spec.health, spec.listen) else {
         return match proc.wait_exit(proto::START_GRACE) {
-            true => Err(process::describe(proc.exited().expect("exited"))),
+            true => Err(NotHealthy::Exited(proc.exited().expect("exited"))),
             false => Ok(()),
         };
     };
@@ -529,10 +541,7 @@ fn wait_healthy(spec: &InstanceSpec, proc: &Proc) -> Result<(), String> {
     loop {
         // The old process answers on the same socket: only a live new one may be judged.
         if let Some(status) = proc.exited() {
-            return Err(format!(
-                "the process {} before its health check passed (last check: {last})",
-                process::describe(status)
-            ));
+            return Err(NotHealthy::ExitedBeforeCheck { status, last });
         }
         match health::probe(&target, check.interval) {
             Ok(_) if proc.exited().is_none() => return Ok(()),
@@ -540,10 +549,11 @@ fn wait_healthy(spec: &InstanceSpec, proc: &Proc) -> Result<(), String> {
             Err(error) => last = error,
         }
         if started.elapsed() >= check.deadline {
-            return Err(format!(
-                "{target} not healthy within {:.1} s; last error: {last}",
-                check.deadline.as_secs_f64()
-            ));
+            return Err(NotHealthy::Deadline {
+                target,
+                deadline: check.deadline,
+                last,
+            });
         }
         if proc.wait_exit(check.interval) {
             continue;

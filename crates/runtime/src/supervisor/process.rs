@@ -10,6 +10,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::SupervisorError;
 use super::logs::RotatingLog;
 use super::proto::InstanceSpec;
 
@@ -82,7 +83,7 @@ pub fn spawn(
     env_file: &[(String, String)],
     log: Arc<Mutex<RotatingLog>>,
     on_exit: impl FnOnce(ExitStatus) + Send + 'static,
-) -> Result<Proc, String> {
+) -> Result<Proc, SupervisorError> {
     // LISTEN_PID must be the service's own pid, known only after fork: a shell sets it and
     // then execs the program, which keeps the pid.
     let mut command = Command::new("/bin/sh");
@@ -100,10 +101,8 @@ pub fn spawn(
     if listener.is_some() {
         command.env("LISTEN_FDS", "1");
     }
-    let (read, write) = pipe().map_err(|e| format!("cannot create the output pipe: {e}"))?;
-    let write2 = write
-        .try_clone()
-        .map_err(|e| format!("cannot create the output pipe: {e}"))?;
+    let (read, write) = pipe().map_err(SupervisorError::Pipe)?;
+    let write2 = write.try_clone().map_err(SupervisorError::Pipe)?;
     command
         .stdout(Stdio::from(write))
         .stderr(Stdio::from(write2));
@@ -127,9 +126,10 @@ pub fn spawn(
             Ok(())
         });
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))?;
+    let mut child = command.spawn().map_err(|source| SupervisorError::Start {
+        program: spec.program.clone(),
+        source,
+    })?;
     drop(command);
     let pid = child.id();
     let exit = Arc::new((Mutex::new(None), Condvar::new()));
@@ -182,9 +182,11 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 /// Reads a `KEY=VALUE` env file (blank lines and `#` comments skipped, optional quotes),
 /// like systemd's `EnvironmentFile=`.
-pub fn read_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the env file {}: {e}", path.display()))?;
+pub fn read_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, SupervisorError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SupervisorError::EnvFileRead {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut vars = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -193,11 +195,10 @@ pub fn read_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, St
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!(
-                "{}:{}: expected KEY=VALUE; fix or comment out the line",
-                path.display(),
-                n + 1
-            ));
+            return Err(SupervisorError::EnvFileLine {
+                path: path.to_owned(),
+                line: n + 1,
+            });
         };
         let value = value.trim();
         let value = value

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::RequestError;
 use crate::detached::{self, DetachedError, StartOptions};
 
 /// Everything the supervisor needs to run one instance; built by the caller from the appspec,
@@ -118,24 +119,22 @@ pub fn socket_path(root: &Path) -> PathBuf {
 
 /// Sends one request and reads the answer. `Err` when no supervisor listens or it died
 /// mid-answer.
-pub fn request(root: &Path, request: &Request) -> Result<Response, String> {
+pub fn request(root: &Path, request: &Request) -> Result<Response, RequestError> {
     let path = socket_path(root);
-    let mut stream = UnixStream::connect(&path)
-        .map_err(|e| format!("cannot reach the supervisor at {}: {e}", path.display()))?;
-    let mut line = serde_json::to_string(request).map_err(|e| e.to_string())?;
+    let mut stream = UnixStream::connect(&path).map_err(|source| RequestError::Unreachable {
+        socket: path.clone(),
+        source,
+    })?;
+    let mut line = serde_json::to_string(request).map_err(RequestError::Encode)?;
     line.push('\n');
     stream
         .write_all(line.as_bytes())
-        .map_err(|e| format!("cannot talk to the supervisor: {e}"))?;
+        .map_err(RequestError::Send)?;
     let mut answer = String::new();
     BufReader::new(stream)
         .read_line(&mut answer)
-        .map_err(|e| format!("no answer from the supervisor: {e}"))?;
-    serde_json::from_str(&answer).map_err(|e| {
-        format!(
-            "the supervisor answered something unreadable ({e}); see <root>/logs/supervisor.log"
-        )
-    })
+        .map_err(RequestError::NoAnswer)?;
+    serde_json::from_str(&answer).map_err(RequestError::Unreadable)
 }
 
 /// How long a freshly started supervisor may take to open its socket.
@@ -144,16 +143,18 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Makes sure a supervisor serves `root`: starts `hooks --root ROOT supervise` detached (own
 /// session, output to `<root>/logs/supervisor.log`) when none answers, and waits for its
 /// socket. `hooks` is the running executable, so the supervisor is the same version.
-pub fn ensure_running(root: &Path) -> Result<(), String> {
+pub fn ensure_running(root: &Path) -> Result<(), RequestError> {
     if UnixStream::connect(socket_path(root)).is_ok() {
         return Ok(());
     }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the hooks executable: {e}"))?;
+    let exe = std::env::current_exe().map_err(RequestError::NoExecutable)?;
     let dir = state_dir(root);
     let logs = root.join("logs");
     for d in [&dir, &logs] {
-        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(|source| RequestError::CreateDir {
+            path: d.clone(),
+            source,
+        })?;
     }
     let mut options = StartOptions::new(
         dir.join("supervisor.pid"),
@@ -169,7 +170,7 @@ pub fn ensure_running(root: &Path) -> Result<(), String> {
     match detached::start(&options) {
         // Another caller started it a moment ago: wait for its socket like for ours.
         Ok(_) | Err(DetachedError::AlreadyRunning { .. }) => {}
-        Err(e) => return Err(format!("cannot start the supervisor: {e}")),
+        Err(e) => return Err(RequestError::StartFailed(e)),
     }
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -177,12 +178,11 @@ pub fn ensure_running(root: &Path) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "the supervisor did not open {} within {} s; see {}",
-                socket_path(root).display(),
-                START_TIMEOUT.as_secs(),
-                logs.join("supervisor.log").display()
-            ));
+            return Err(RequestError::StartTimeout {
+                socket: socket_path(root),
+                secs: START_TIMEOUT.as_secs(),
+                log: logs.join("supervisor.log"),
+            });
         }
         // Product code: a paced poll of a socket that appears once.
         std::thread::sleep(Duration::from_millis(20));

@@ -5,8 +5,10 @@
 //! Every `systemctl` call goes through [`SystemctlRunner`]: [`Systemctl`] runs the real
 //! command; tests record the calls instead, because systemd is not PID 1 where they run.
 
+mod error;
 mod units;
 
+pub use error::{MainProcessChange, SystemdError};
 pub use units::{
     UnitOptions, logrotate_file_name, render_logrotate, render_unit, sudoers, unit_dir,
     unit_file_name,
@@ -18,8 +20,6 @@ use std::time::{Duration, Instant};
 use crate::health;
 use hooks_appspec::ServiceConfig;
 
-use crate::instance::{InstanceManager, Release, target};
-
 /// How long an instance must keep running, with the same main process, after its start
 /// before it counts as started (docs/appspec.md: "still running 0.5 s after its start").
 pub const LIVENESS_WINDOW: Duration = Duration::from_millis(500);
@@ -27,7 +27,7 @@ pub const LIVENESS_WINDOW: Duration = Duration::from_millis(500);
 /// Runs one `systemctl` command (arguments after `systemctl`, without `--user`).
 pub trait SystemctlRunner {
     /// `Ok(stdout)` on exit 0, `Err(stderr or why it could not run)` otherwise.
-    fn run(&mut self, args: &[&str]) -> Result<String, String>;
+    fn run(&mut self, args: &[&str]) -> Result<String, SystemdError>;
 
     /// The last lines of `unit`'s journal, secrets blanked; empty when there is none.
     fn journal(&mut self, unit: &str) -> String;
@@ -72,23 +72,23 @@ impl Systemctl {
 
     /// Whether `systemctl` reaches the manager (the user's, for user units) at all; checked
     /// before anything is switched, so an unreachable one changes nothing.
-    pub fn check_reachable(&mut self) -> Result<(), String> {
+    pub fn check_reachable(&mut self) -> Result<(), SystemdError> {
         let output = self
             .command("systemctl", false)
             .args(["show", "--property=Version", "--value"])
             .output()
-            .map_err(|e| format!("cannot run systemctl: {e}"))?;
+            .map_err(|source| SystemdError::Run {
+                program: "systemctl",
+                source,
+            })?;
         if output.status.success() {
             return Ok(());
         }
         let why = String::from_utf8_lossy(&output.stderr).trim().to_owned();
         Err(if self.user {
-            format!(
-                "systemctl --user cannot reach this user's systemd ({why}); run it in the user's \
-                 login session, or keep the user manager running with `loginctl enable-linger USER`"
-            )
+            SystemdError::UserManagerUnreachable { why }
         } else {
-            format!("systemctl cannot reach systemd ({why}); is systemd PID 1 here?")
+            SystemdError::Unreachable { why }
         })
     }
 }
@@ -98,7 +98,7 @@ impl Systemctl {
     /// password, each command the rolling restart of `units` issues (`sudo -l` answers
     /// without running anything). A sudoers file from before `reset-failed` was needed, or
     /// one for other units, is found here, before anything is switched.
-    pub fn check_allowed(&self, units: &[String]) -> Result<(), String> {
+    pub fn check_allowed(&self, units: &[String]) -> Result<(), SystemdError> {
         // SAFETY: geteuid has no preconditions.
         if self.user || unsafe { libc::geteuid() } == 0 {
             return Ok(());
@@ -108,13 +108,15 @@ impl Systemctl {
                 let output = Command::new("sudo")
                     .args(["-n", "-l", "systemctl", verb, unit])
                     .output()
-                    .map_err(|e| format!("cannot run sudo: {e}"))?;
+                    .map_err(|source| SystemdError::Run {
+                        program: "sudo",
+                        source,
+                    })?;
                 if !output.status.success() {
-                    return Err(format!(
-                        "sudo does not let this user run `systemctl {verb} {unit}` without a \
-                         password; install the lines `hooks systemd sudoers --user USER` prints \
-                         (with visudo -f /etc/sudoers.d/hooks-USER)"
-                    ));
+                    return Err(SystemdError::NotAllowed {
+                        verb,
+                        unit: unit.clone(),
+                    });
                 }
             }
         }
@@ -123,23 +125,25 @@ impl Systemctl {
 }
 
 impl SystemctlRunner for Systemctl {
-    fn run(&mut self, args: &[&str]) -> Result<String, String> {
+    fn run(&mut self, args: &[&str]) -> Result<String, SystemdError> {
         let query = matches!(args.first(), Some(&"show" | &"is-active"));
         let output = self
             .command("systemctl", !query)
             .args(args)
             .output()
-            .map_err(|e| format!("cannot run systemctl: {e}"))?;
+            .map_err(|source| SystemdError::Run {
+                program: "systemctl",
+                source,
+            })?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
-            Err(format!(
-                "systemctl{} {} failed ({}): {}",
-                if self.user { " --user" } else { "" },
-                args.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
+            Err(SystemdError::Failed {
+                user: self.user,
+                args: args.join(" "),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
         }
     }
 
@@ -196,11 +200,11 @@ impl SystemdManager {
     }
 
     /// `systemctl daemon-reload`, after units changed.
-    pub fn daemon_reload(&mut self) -> Result<String, String> {
+    pub fn daemon_reload(&mut self) -> Result<String, SystemdError> {
         self.runner.run(&["daemon-reload"])
     }
 
-    fn main_process(&mut self, unit: &str) -> Result<MainProcess, String> {
+    fn main_process(&mut self, unit: &str) -> Result<MainProcess, SystemdError> {
         let text = self.runner.run(&[
             "show",
             "--property=ActiveState,SubState,MainPID,NRestarts",
@@ -228,14 +232,21 @@ impl SystemdManager {
         unit: &str,
         first: &MainProcess,
         started: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), SystemdError> {
         loop {
             let now = self.main_process(unit)?;
             if !now.running() || now.pid != first.pid || now.restarts != first.restarts {
-                return Err(format!(
-                    "{unit} did not keep running: {}/{} (main pid {} → {}, restarts {} → {})",
-                    now.active, now.sub, first.pid, now.pid, first.restarts, now.restarts
-                ));
+                return Err(SystemdError::NotKeptRunning {
+                    unit: unit.to_owned(),
+                    change: Box::new(MainProcessChange {
+                        active: now.active,
+                        sub: now.sub,
+                        first_pid: first.pid.clone(),
+                        pid: now.pid,
+                        first_restarts: first.restarts.clone(),
+                        restarts: now.restarts,
+                    }),
+                });
             }
             if started.elapsed() >= LIVENESS_WINDOW {
                 return Ok(());
@@ -246,24 +257,30 @@ impl SystemdManager {
         }
     }
 
-    fn with_journal(&mut self, unit: &str, message: String) -> String {
+    fn with_journal(&mut self, unit: &str, error: SystemdError) -> SystemdError {
         let journal = self.runner.journal(unit);
         if journal.trim().is_empty() {
-            message
+            error
         } else {
-            format!("{message}; last journal lines:\n{journal}")
+            SystemdError::WithJournal {
+                error: Box::new(error),
+                journal,
+            }
         }
     }
 }
 
-impl InstanceManager for SystemdManager {
-    fn restart(
+impl SystemdManager {
+    /// Restarts `NAME@INSTANCE.service` of `service` (instance `index` in its list), now
+    /// running release `release_id`, and waits until it stays up and passes its health check;
+    /// the error carries the unit's journal.
+    pub fn restart_instance(
         &mut self,
         service: &ServiceConfig,
         instance: &str,
         index: usize,
-        release: &Release,
-    ) -> Result<String, String> {
+        release_id: &str,
+    ) -> Result<String, SystemdError> {
         let unit = format!("{}@{instance}.service", service.name);
         // A crash-looping release leaves the unit over systemd's start limit (5 starts in
         // 10 s by default); without this the restart that restores the previous release is
@@ -276,11 +293,12 @@ impl InstanceManager for SystemdManager {
         let first = match self.main_process(&unit) {
             Ok(first) if first.running() => first,
             Ok(state) => {
-                let message = format!(
-                    "{unit} is {}/{} right after its start",
-                    state.active, state.sub
-                );
-                return Err(self.with_journal(&unit, message));
+                let error = SystemdError::NotRunning {
+                    unit: unit.clone(),
+                    active: state.active,
+                    sub: state.sub,
+                };
+                return Err(self.with_journal(&unit, error));
             }
             Err(e) => return Err(e),
         };
@@ -288,15 +306,21 @@ impl InstanceManager for SystemdManager {
             None => None,
             Some((check, listen)) => {
                 let options = health::WaitOptions {
-                    target: target(check.http_path.as_deref(), listen.for_index(index)),
+                    target: health::Target::instance(
+                        check.http_path.as_deref(),
+                        listen.for_index(index),
+                    ),
                     timeout: check.deadline,
                     interval: check.interval,
                 };
                 match health::wait_for(&options) {
                     Ok(success) => Some(format!("{} answered {}", options.target, success.answer)),
-                    Err(e) => {
-                        let message = format!("{unit} did not become healthy: {e}");
-                        return Err(self.with_journal(&unit, message));
+                    Err(source) => {
+                        let error = SystemdError::Unhealthy {
+                            unit: unit.clone(),
+                            source,
+                        };
+                        return Err(self.with_journal(&unit, error));
                     }
                 }
             }
@@ -305,10 +329,10 @@ impl InstanceManager for SystemdManager {
             return Err(self.with_journal(&unit, e));
         }
         Ok(match answer {
-            Some(answer) => format!("{unit} restarted on release {}: {answer}", release.id),
+            Some(answer) => format!("{unit} restarted on release {}: {answer}", release_id),
             None => format!(
                 "{unit} restarted on release {} and still running after {} ms",
-                release.id,
+                release_id,
                 LIVENESS_WINDOW.as_millis()
             ),
         })
@@ -318,7 +342,7 @@ impl InstanceManager for SystemdManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::rolling_restart;
+    use crate::services::{Release, rolling_restart};
     use std::sync::{Arc, Mutex};
 
     /// Records the calls and fails `restart` of the units listed in `failing`.
@@ -328,7 +352,7 @@ mod tests {
     }
 
     impl SystemctlRunner for Recorder {
-        fn run(&mut self, args: &[&str]) -> Result<String, String> {
+        fn run(&mut self, args: &[&str]) -> Result<String, SystemdError> {
             let call = args.join(" ");
             if args[0] == "show" {
                 return Ok(
@@ -341,7 +365,12 @@ mod tests {
                 .iter()
                 .any(|unit| call == format!("restart {unit}"))
             {
-                true => Err(format!("Job for {} failed.", args[1])),
+                true => Err(SystemdError::Failed {
+                    user: false,
+                    args: call,
+                    status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                    stderr: format!("Job for {} failed.", args[1]),
+                }),
                 false => Ok(String::new()),
             }
         }

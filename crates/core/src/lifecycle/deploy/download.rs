@@ -156,7 +156,8 @@ impl Run<'_> {
         preflight::check(&loaded.spec, &partial, &self.layout.shared_dir())?;
         // An unreachable systemd or a missing sudoers line would fail ApplicationStart after
         // the switch, and the restore the same way: refuse now, with nothing changed.
-        hooks_runtime::services::check_managers(&loaded.spec.deploy.services)?;
+        hooks_runtime::services::check_managers(&loaded.spec.deploy.services)
+            .map_err(|e| e.to_string())?;
         self.check_migrations(&loaded.spec, &partial)?;
         if crate::lifecycle::interrupt::requested() {
             return Err(Refusal::Interrupted);
