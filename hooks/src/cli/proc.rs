@@ -1,11 +1,50 @@
-//! `hooks proc`, `hooks wait-for` (the helpers hook scripts call) and `hooks compose`.
+//! `hooks proc` and `hooks wait-for`, the helpers hook scripts call: arguments and printing;
+//! the work is in `hooks_runtime::detached` and `hooks_runtime::health`.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::Subcommand;
 
 use hooks_runtime::detached::{self, StartOptions, StopOptions, StopOutcome};
 use hooks_runtime::health::{self, Target, WaitOptions};
 
-use crate::ProcCommand;
+/// `hooks proc start|stop`.
+#[derive(Subcommand)]
+pub enum ProcCommand {
+    /// Start CMD detached (own session, stdin from /dev/null, output appended to --log) and
+    /// write its pid to --pidfile. Refuses when the pidfile names a running process; fails
+    /// (exit 1, with the end of its log) when CMD exits within --settle seconds.
+    ///
+    /// Example: hooks proc start --pidfile run/app.pid --log run/app.log -- bin/app --port 8080
+    Start {
+        #[arg(long)]
+        pidfile: PathBuf,
+        /// Output file (default: PIDFILE.log).
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Seconds the process must keep running before it counts as started; one that exits
+        /// sooner fails the start (exit 1) with the end of its log. 0 returns at once.
+        #[arg(long, default_value_t = 0.5)]
+        settle: f64,
+        /// The command and its arguments.
+        #[arg(required = true, last = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Send SIGTERM (or --signal) to the process in --pidfile, wait up to --timeout seconds,
+    /// then SIGKILL. Nothing running is not an error.
+    ///
+    /// Example: hooks proc stop --pidfile run/app.pid --timeout 30
+    Stop {
+        #[arg(long)]
+        pidfile: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Signal name or number, e.g. TERM, INT, QUIT.
+        #[arg(long, default_value = "TERM")]
+        signal: String,
+    },
+}
 
 /// `hooks proc start|stop`: exit 0 done, 1 failed.
 pub fn proc(command: ProcCommand) -> i32 {
@@ -97,137 +136,6 @@ pub fn wait_for(target: &str, timeout: u64, interval: f64) -> i32 {
         Err(error) => {
             eprintln!("hooks wait-for: {error}");
             1
-        }
-    }
-}
-
-/// Loads the compose files the way every `hooks compose` command does; prints warnings, and
-/// the error (exit 3) when the files are invalid.
-fn load_project(
-    files: Vec<std::path::PathBuf>,
-    project_name: Option<String>,
-    profiles: Vec<String>,
-) -> Result<hooks_compose::Project, i32> {
-    use hooks_compose::{LoadOptions, load};
-    let files = if files.is_empty() {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let compose_file = std::env::var("COMPOSE_FILE").ok();
-        let separator = std::env::var("COMPOSE_PATH_SEPARATOR").ok();
-        let found = hooks_compose::default_files(
-            &cwd,
-            true,
-            compose_file.as_deref().map(|f| (f, separator.as_deref())),
-        );
-        match found {
-            Ok(found) => {
-                for warning in &found.warnings {
-                    eprintln!("warning: {warning}");
-                }
-                found.files
-            }
-            Err(error) => {
-                eprintln!("{error}");
-                return Err(3);
-            }
-        }
-    } else {
-        files
-    };
-    let options = LoadOptions {
-        files,
-        project_name,
-        environment: std::env::vars().collect(),
-        profiles,
-    };
-    match load(&options) {
-        Ok(project) => {
-            for warning in &project.warnings {
-                eprintln!("warning: {warning}");
-            }
-            Ok(project)
-        }
-        Err(error) => {
-            eprintln!("{error}");
-            Err(3)
-        }
-    }
-}
-
-/// `hooks compose config` (exit 0 printed, 3 invalid files) and `up|down|ps|logs` on the
-/// Engine API (exit codes from `EngineError::exit_code`).
-pub fn compose(root: &std::path::Path, command: crate::ComposeCommand) -> i32 {
-    use crate::ComposeCommand as C;
-    use hooks_journal::log::DeploymentLog;
-    use hooks_runtime::engine::{self, Engine, UpOptions};
-    let (C::Config { project }
-    | C::Up { project, .. }
-    | C::Down { project, .. }
-    | C::Ps { project }
-    | C::Logs { project, .. }) = &command;
-    let project = match load_project(
-        project.files.clone(),
-        project.project_name.clone(),
-        project.profiles.clone(),
-    ) {
-        Ok(project) => project,
-        Err(code) => return code,
-    };
-    if let C::Config { .. } = command {
-        // Printing the model needs no engine.
-        print!("{}", project.to_yaml());
-        return 0;
-    }
-    let log = DeploymentLog::terminal_only();
-    let result = Engine::connect().and_then(|engine| match command {
-        C::Up {
-            images,
-            timeout,
-            build,
-            remove_orphans,
-            ..
-        } => {
-            let options = UpOptions {
-                state_dir: root.join("compose"),
-                images,
-                deadline: Duration::from_secs(timeout),
-                build,
-                remove_orphans,
-            };
-            engine::up(&engine, &project, &options, &log).map(|report| {
-                println!(
-                    "recreated: [{}]; unchanged: [{}]",
-                    report.recreated.join(", "),
-                    report.unchanged.join(", ")
-                );
-            })
-        }
-        C::Down { volumes, .. } => engine::down(&engine, &project.name, volumes, &log),
-        C::Ps { .. } => engine::ps(&engine, &project.name).map(|rows| {
-            println!(
-                "{:<32} {:<16} {:<12} {:<10} STATUS",
-                "NAME", "SERVICE", "ID", "STATE"
-            );
-            for row in rows {
-                println!(
-                    "{:<32} {:<16} {:<12} {:<10} {}",
-                    row.name,
-                    row.service,
-                    &row.id[..row.id.len().min(12)],
-                    row.state,
-                    row.status
-                );
-            }
-        }),
-        C::Logs { tail, service, .. } => {
-            engine::logs(&engine, &project, service.as_deref(), tail, &log)
-        }
-        C::Config { .. } => unreachable!("printed above"),
-    });
-    match result {
-        Ok(()) => 0,
-        Err(error) => {
-            eprintln!("hooks compose: {}", log.redact(&error.to_string()));
-            error.exit_code()
         }
     }
 }

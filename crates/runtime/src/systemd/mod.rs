@@ -5,8 +5,10 @@
 //! Every `systemctl` call goes through [`SystemctlRunner`]: [`Systemctl`] runs the real
 //! command; tests record the calls instead, because systemd is not PID 1 where they run.
 
+mod install;
 mod units;
 
+pub use install::{InstallError, InstallTarget, install};
 pub use units::{
     UnitOptions, logrotate_file_name, render_logrotate, render_unit, sudoers, unit_dir,
     unit_file_name,
