@@ -47,18 +47,10 @@ pub struct DeployS3Args {
     trusted_key: Vec<PathBuf>,
 }
 
+/// A byte flag: a positive size in the one size grammar (`hooks_yaml::size`).
 pub(super) fn parse_size(text: &str) -> Result<u64, String> {
-    let (digits, unit) = match text.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&text[..i], 1 << 10),
-        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
-        _ => (text, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
+    hooks_yaml::size::parse(text)
         .filter(|n| *n > 0)
-        .map(|n| n * unit)
         .ok_or_else(|| format!("'{text}': expected a positive number of bytes, like 4194304 or 4M"))
 }
 
