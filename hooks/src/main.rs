@@ -1,24 +1,14 @@
 //! The `hooks` command line: parsing and printing only; the work is in the library.
 
-mod ci;
-mod cli_agent;
-mod cli_history;
-mod cli_s3;
-mod helpers;
-mod report;
-mod services_cli;
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use hooks_core::lifecycle::deploy::{self, DeployOptions, Outcome};
-use hooks_core::lifecycle::rollback::{self, RollbackOptions};
-use hooks_core::lifecycle::script::Grace;
-use hooks_core::presenter::{ColorChoice, Presenter, Request};
-use hooks_journal::progress::RunKind;
+use cli::{agent, ci, compose, deploy, history, proc, publish, report, restore, services, systemd};
+use hooks_core::presenter::ColorChoice;
 
 /// CodeDeploy-style deployments for servers you run yourself.
 ///
@@ -57,7 +47,7 @@ enum Command {
     /// Example: hooks deploy --bundle s3://builds/app/<sha256>.tar.gz --trusted-key ci.pub
     /// Example: hooks deploy --bundle ./build/app.tgz --root /srv/app --dry-run
     /// Example: hooks deploy --bundle ./build/app.tgz --root /srv/app --json > events.jsonl
-    Deploy(DeployArgs),
+    Deploy(deploy::DeployArgs),
     /// Pack a bundle directory reproducibly and upload it to S3 (for CI).
     ///
     /// Prints the bundle's s3:// URL. Exit codes: 0 published, 1 upload failed, 3 invalid
@@ -65,7 +55,7 @@ enum Command {
     ///
     /// Example: hooks publish build/bundle --to s3://builds/app/ --group production --commit
     /// "$GITHUB_SHA" --branch main --signing-key ci-signing.pem
-    Publish(cli_s3::PublishArgs),
+    Publish(publish::PublishArgs),
     /// Check an appspec file without deploying (exit 0 valid, 3 invalid).
     ///
     /// Example: hooks validate appspec.yml
@@ -115,7 +105,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         wait: u64,
         #[command(flatten)]
-        output: OutputArgs,
+        output: deploy::OutputArgs,
     },
     /// Put a database backup back (taken before migrations, under <root>/backups/).
     ///
@@ -139,7 +129,7 @@ enum Command {
     },
     /// Start or stop a detached process from a hook script (tribist's server.sh).
     #[command(subcommand)]
-    Proc(ProcCommand),
+    Proc(proc::ProcCommand),
     /// Wait until an HTTP URL answers 2xx or a TCP port accepts a connection.
     ///
     /// Exits 0 when it does, 1 with the last error when the deadline passes, 3 for a target
@@ -183,15 +173,15 @@ enum Command {
     /// refused pointer is not retried until it changes. State: <root>/agent/state.json.
     ///
     /// Example: hooks agent --pointer s3://builds/app/production/LATEST --root /srv/app
-    Agent(cli_agent::AgentArgs),
+    Agent(agent::AgentArgs),
     /// Docker compose files, read the way the Compose tool reads them.
     #[command(subcommand)]
-    Compose(ComposeCommand),
+    Compose(compose::ComposeCommand),
     /// Run the built-in supervisor in the foreground (what `hooks deploy` starts detached when
     /// none runs), or show / stop the running one. Exit 0 done, 1 failed.
     ///
     /// Example: hooks supervise --status --root /srv/app
-    Supervise(services_cli::SuperviseArgs),
+    Supervise(services::SuperviseArgs),
     /// Point <root>/bin/prod at the one build in <root>/binaries/ whose name holds COMMIT,
     /// restart the instances one after the other with a health check after each, and on the
     /// first failure point it back and restart every instance. Exit 0 promoted, 1 rolled
@@ -200,15 +190,15 @@ enum Command {
     /// deployment holds the lock.
     ///
     /// Example: hooks promote 1a2b3c4 --instances 1,2 --root /srv/app
-    Promote(services_cli::PromoteArgs),
+    Promote(services::PromoteArgs),
     /// Put NEW in place of CURRENT (kept as CURRENT.previous) and restart the instances;
     /// on failure put CURRENT back. Exit codes as promote.
     ///
     /// Example: hooks swap --new server_new --current server --root /srv/app
-    Swap(services_cli::SwapArgs),
+    Swap(services::SwapArgs),
     /// Render or install systemd template units for deploy.services, or print sudoers lines.
     #[command(subcommand)]
-    Systemd(services_cli::SystemdCommand),
+    Systemd(systemd::SystemdCommand),
     /// Show who holds the deployment lock: its pid, deployment id, start and running event.
     /// Exit 0 free, 4 held. Only reads the holder's record; the lock is never taken or broken.
     ///
@@ -258,188 +248,6 @@ enum HistoryCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum ProcCommand {
-    /// Start CMD detached (own session, stdin from /dev/null, output appended to --log) and
-    /// write its pid to --pidfile. Refuses when the pidfile names a running process; fails
-    /// (exit 1, with the end of its log) when CMD exits within --settle seconds.
-    ///
-    /// Example: hooks proc start --pidfile run/app.pid --log run/app.log -- bin/app --port 8080
-    Start {
-        #[arg(long)]
-        pidfile: PathBuf,
-        /// Output file (default: PIDFILE.log).
-        #[arg(long)]
-        log: Option<PathBuf>,
-        /// Seconds the process must keep running before it counts as started; one that exits
-        /// sooner fails the start (exit 1) with the end of its log. 0 returns at once.
-        #[arg(long, default_value_t = 0.5)]
-        settle: f64,
-        /// The command and its arguments.
-        #[arg(required = true, last = true)]
-        command: Vec<std::ffi::OsString>,
-    },
-    /// Send SIGTERM (or --signal) to the process in --pidfile, wait up to --timeout seconds,
-    /// then SIGKILL. Nothing running is not an error.
-    ///
-    /// Example: hooks proc stop --pidfile run/app.pid --timeout 30
-    Stop {
-        #[arg(long)]
-        pidfile: PathBuf,
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
-        /// Signal name or number, e.g. TERM, INT, QUIT.
-        #[arg(long, default_value = "TERM")]
-        signal: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ComposeCommand {
-    /// Print the merged, interpolated model of one or more compose files (exit 0, or 3 with
-    /// FILE:LINE:COLUMN and the key for a bad file).
-    ///
-    /// Example: hooks compose config -f docker-compose.yml -f production.yml
-    Config {
-        #[command(flatten)]
-        project: ComposeProject,
-    },
-    /// Create or update the project's containers through the Docker Engine API: only services
-    /// whose config (image id, secret file contents included) changed are recreated, each must
-    /// become running/healthy within --timeout, else the previous containers are put back.
-    ///
-    /// Exit codes: 0 up; 1 failed, previous containers running again; 2 failed and restoring
-    /// them failed too; 3 bad input (compose file, missing secret file or image) before any change.
-    ///
-    /// Example: hooks compose up -f docker-compose.yml -f production.yml --root /srv/app
-    Up {
-        #[command(flatten)]
-        project: ComposeProject,
-        /// Image tarballs (`docker save` output) to load first.
-        #[arg(long = "image-tar")]
-        images: Vec<PathBuf>,
-        /// Seconds each recreated service may take to become running/healthy.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-        /// Build `build:` services even when their image exists (else only missing images).
-        #[arg(long)]
-        build: bool,
-        /// Remove containers of services that are no longer in the files, once every other
-        /// service is ready (without it they are only named).
-        #[arg(long)]
-        remove_orphans: bool,
-    },
-    /// Remove the project's containers and networks; named and anonymous volumes only with
-    /// --volumes.
-    ///
-    /// Example: hooks compose down -f docker-compose.yml
-    Down {
-        #[command(flatten)]
-        project: ComposeProject,
-        /// Remove the project's named volumes and its containers' anonymous volumes too (their
-        /// data is lost), like `docker compose down -v`.
-        #[arg(long)]
-        volumes: bool,
-    },
-    /// List the project's containers.
-    ///
-    /// Example: hooks compose ps -p hitsave
-    Ps {
-        #[command(flatten)]
-        project: ComposeProject,
-    },
-    /// Print the last lines of the project's containers' output (secrets redacted).
-    ///
-    /// Example: hooks compose logs -f docker-compose.yml --tail 50 api
-    Logs {
-        #[command(flatten)]
-        project: ComposeProject,
-        /// Lines per container.
-        #[arg(long, default_value_t = 100)]
-        tail: usize,
-        /// Only this service.
-        service: Option<String>,
-    },
-}
-
-/// Which compose project a command acts on.
-#[derive(clap::Args)]
-struct ComposeProject {
-    /// Compose files in merge order (default: docker-compose.yml).
-    #[arg(short = 'f', long = "file")]
-    files: Vec<PathBuf>,
-    /// Project name (else COMPOSE_PROJECT_NAME, the top-level `name:`, the directory).
-    #[arg(short = 'p', long = "project-name")]
-    project_name: Option<String>,
-    /// Profiles to enable (else COMPOSE_PROFILES).
-    #[arg(long = "profile")]
-    profiles: Vec<String>,
-}
-
-#[derive(clap::Args)]
-struct DeployArgs {
-    /// A directory, .tar, .tar.gz/.tgz or .zip holding appspec.yml at its root, or
-    /// s3://BUCKET/KEY[?versionId=V].
-    #[arg(long)]
-    bundle: PathBuf,
-    #[command(flatten)]
-    s3: cli_s3::DeployS3Args,
-    /// APPLICATION_NAME given to hook scripts.
-    #[arg(long, default_value = "hooks-app")]
-    application: String,
-    /// DEPLOYMENT_GROUP_NAME given to hook scripts.
-    #[arg(long, default_value = "default")]
-    group: String,
-    /// DEPLOYMENT_GROUP_ID given to hook scripts (default: the group name).
-    #[arg(long)]
-    group_id: Option<String>,
-    /// On failure, leave everything as it is instead of restoring the previous release.
-    #[arg(long)]
-    no_rollback: bool,
-    /// Do not run the previous release's ApplicationStop scripts (e.g. when they are broken).
-    #[arg(long)]
-    skip_application_stop: bool,
-    /// Wait this many seconds for another deployment's lock instead of exiting 4.
-    #[arg(long, default_value_t = 0)]
-    wait: u64,
-    /// Seconds between SIGTERM and SIGKILL when a script times out.
-    #[arg(long, default_value_t = 5)]
-    kill_grace: u64,
-    #[command(flatten)]
-    output: OutputArgs,
-    /// Check everything a deployment checks before changing anything (fetch, digest, appspec,
-    /// scripts, users, shared paths, migrations) and print the plan; change nothing. Exit 0
-    /// it would deploy, 3 it would be refused or the bundle could not be fetched.
-    #[arg(long, conflicts_with = "json")]
-    dry_run: bool,
-}
-
-/// How deploy and rollback show their progress.
-#[derive(clap::Args)]
-struct OutputArgs {
-    /// No progress output, only the final result on stderr (the log file gets everything).
-    #[arg(long)]
-    quiet: bool,
-    /// One JSON object per line on stdout for each event's start and end and the final result
-    /// (fields: see the README); human output goes to stderr.
-    #[arg(long)]
-    json: bool,
-}
-
-impl OutputArgs {
-    fn presenter(&self, kind: RunKind, color: ColorChoice, verbose: bool) -> Presenter {
-        Presenter::new(
-            kind,
-            Request {
-                json: self.json,
-                quiet: self.quiet,
-                verbose,
-                color,
-            },
-        )
-    }
-}
-
 fn main() -> ExitCode {
     // aws-config warns once per credential provider it tries, with debug dumps of the
     // metadata service's answers; the S3 error that follows says what was tried and what to do.
@@ -478,16 +286,16 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let code = match cli.command {
-        Command::Deploy(args) => run_deploy(&cli.root, args, cli.color, cli.verbose),
-        Command::Publish(args) => cli_s3::run_publish(args),
-        Command::Agent(args) => cli_agent::run(&cli.root, args),
+        Command::Deploy(args) => deploy::run(&cli.root, args, cli.color, cli.verbose),
+        Command::Publish(args) => publish::run(args),
+        Command::Agent(args) => agent::run(&cli.root, args),
         Command::Validate { file } => report::validate(&file),
         Command::Status { json } => report::status(&cli.root, json),
         Command::Lock { json } => report::lock(&cli.root, json),
         Command::History {
             action: Some(HistoryCommand::Diff { a, b, json }),
             ..
-        } => cli_history::diff(&cli.root, &a, &b, json),
+        } => history::diff(&cli.root, &a, &b, json),
         Command::History { json, last, .. } => report::history(&cli.root, json, last),
         Command::Logs {
             id,
@@ -503,101 +311,41 @@ fn main() -> ExitCode {
                 follow,
             },
         ),
-        Command::Proc(command) => helpers::proc(command),
-        Command::Compose(command) => helpers::compose(&cli.root, command),
+        Command::Proc(command) => proc::proc(command),
+        Command::Compose(command) => compose::compose(&cli.root, command),
         Command::Plan(args) => ci::plan(&args),
         Command::RunHook(args) => ci::run_hook(&cli.root, &args),
-        Command::Supervise(args) => services_cli::supervise(&cli.root, args),
-        Command::Promote(args) => services_cli::promote(&cli.root, args),
-        Command::Swap(args) => services_cli::swap(&cli.root, args),
-        Command::Systemd(command) => services_cli::systemd(&cli.root, command),
+        Command::Supervise(args) => services::supervise(&cli.root, args),
+        Command::Promote(args) => services::promote(&cli.root, args),
+        Command::Swap(args) => services::swap(&cli.root, args),
+        Command::Systemd(command) => systemd::systemd(&cli.root, command),
         Command::WaitFor {
             target,
             timeout,
             interval,
-        } => helpers::wait_for(&target, timeout, interval),
+        } => proc::wait_for(&target, timeout, interval),
         Command::Restore {
             backup,
             database_url_file,
             yes,
             wait,
-        } => report::restore(
-            &cli.root,
-            &backup,
-            database_url_file.as_deref(),
-            yes,
-            Duration::from_secs(wait),
-        ),
+        } => restore::restore(&cli.root, &backup, database_url_file.as_deref(), yes, wait),
         Command::Rollback {
             to,
             wait,
             ignore_migrations,
             output,
-        } => {
-            let presenter = output.presenter(RunKind::Rollback, cli.color, cli.verbose);
-            let outcome = rollback::rollback(&RollbackOptions {
-                root: cli.root.clone(),
+        } => deploy::rollback(
+            &cli.root,
+            deploy::RollbackRequest {
                 to,
                 ignore_migrations,
-                wait: Duration::from_secs(wait),
-                grace: Grace::default(),
-                echo: false,
-                progress: presenter.sink(),
-            });
-            finish(&cli.root, &presenter, &outcome)
-        }
+                wait,
+                output,
+            },
+            cli.color,
+            cli.verbose,
+        ),
     };
     ExitCode::from(code as u8)
-}
-
-/// The presenter's closing lines, and the CLI's own summary where they do not replace it.
-fn finish(root: &std::path::Path, presenter: &Presenter, outcome: &Outcome) -> i32 {
-    if presenter.finish(outcome) {
-        report::outcome(root, outcome)
-    } else {
-        outcome.exit_code()
-    }
-}
-
-fn run_deploy(root: &std::path::Path, args: DeployArgs, color: ColorChoice, verbose: bool) -> i32 {
-    let presenter = args.output.presenter(RunKind::Deploy, color, verbose);
-    let source = match cli_s3::open_bundle(&args.bundle, &args.s3, args.output.quiet) {
-        Ok(source) => source,
-        Err(error) => {
-            let outcome = Outcome::Invalid {
-                id: None,
-                error: error.to_string(),
-            };
-            return finish(root, &presenter, &outcome);
-        }
-    };
-    let options = DeployOptions {
-        root: root.to_owned(),
-        application: args.application,
-        group_id: args.group_id.unwrap_or_else(|| args.group.clone()),
-        group: args.group,
-        no_rollback: args.no_rollback,
-        skip_application_stop: args.skip_application_stop,
-        wait: Duration::from_secs(args.wait),
-        limits: hooks_bundle::Limits::default(),
-        grace: Grace {
-            kill: Duration::from_secs(args.kill_grace),
-            ..Grace::default()
-        },
-        echo: false,
-        progress: presenter.sink(),
-    };
-    if args.dry_run {
-        return match hooks_core::lifecycle::dry_run::dry_run(source.as_ref(), &options) {
-            Ok(plan) => {
-                for line in plan {
-                    println!("{line}");
-                }
-                0
-            }
-            Err(outcome) => report::outcome(root, &outcome),
-        };
-    }
-    let outcome = deploy::deploy(source.as_ref(), &options);
-    finish(root, &presenter, &outcome)
 }

@@ -3,7 +3,7 @@
 //! same answer backs `run`, `info` and `verify`.
 
 use crate::set::{Entry, MigrationSet};
-use crate::url::Backend;
+use hooks_secrets::database_url::Backend;
 use serde::Serialize;
 use sha2::{Digest, Sha384};
 

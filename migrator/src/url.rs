@@ -2,18 +2,10 @@
 //! every message: the URL usually holds a password, and deploy logs are read by many people.
 
 use crate::error::{Error, Result};
+use hooks_secrets::database_url::{self, Backend};
+use hooks_secrets::redact;
 use std::fmt;
 use std::path::Path;
-
-/// The database engine, chosen by the URL scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// `postgres://` or `postgresql://`
-    Postgres,
-    /// `sqlite:` (a file path; `sqlite::memory:` is refused, it would vanish on exit)
-    Sqlite,
-}
 
 /// A database URL treated as a secret: `Debug` and `Display` never show it.
 #[derive(Clone)]
@@ -53,24 +45,22 @@ impl DbUrl {
 
     /// Classifies a URL by scheme. The error deliberately does not quote the URL.
     pub fn parse(url: String) -> Result<Self> {
-        let lower = url.to_ascii_lowercase();
-        let backend = if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            Backend::Postgres
-        } else if lower.starts_with("sqlite:") {
-            if lower.contains(":memory:") || lower.contains("mode=memory") {
+        let backend = match Backend::of(&url) {
+            Some(Backend::Sqlite) if database_url::in_memory(&url) => {
                 return Err(Error::Usage(
                     "an in-memory SQLite database would be lost when the migrator exits; \
                      use a file URL such as sqlite://data/app.db"
                         .into(),
                 ));
             }
-            Backend::Sqlite
-        } else {
-            return Err(Error::Usage(
-                "the database URL must start with postgres://, postgresql:// or sqlite: \
-                 (the URL itself is not shown because it may contain a password)"
-                    .into(),
-            ));
+            Some(backend) => backend,
+            None => {
+                return Err(Error::Usage(
+                    "the database URL must start with postgres://, postgresql:// or sqlite: \
+                     (the URL itself is not shown because it may contain a password)"
+                        .into(),
+                ));
+            }
         };
         Ok(DbUrl { url, backend })
     }
@@ -87,13 +77,13 @@ impl DbUrl {
 
     /// Replaces the URL, and its password if long enough to be recognisable, by `***`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.replace(&self.url, "***");
-        if let Some(pw) = password(&self.url)
+        let mut secrets = vec![self.url.as_str()];
+        if let Some(pw) = database_url::password_as_written(&self.url)
             && pw.len() >= 4
         {
-            out = out.replace(&pw, "***");
+            secrets.push(pw);
         }
-        out
+        redact::replace(text, &secrets, redact::STARS)
     }
 }
 
@@ -113,14 +103,6 @@ fn read_secret_file(path: &Path) -> Result<String> {
         )));
     }
     Ok(content)
-}
-
-/// The password part of `scheme://user:password@host`, as written in the URL.
-fn password(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.rsplit_once('@')?.0;
-    let pw = userinfo.split_once(':')?.1;
-    Some(pw.to_string())
 }
 
 #[cfg(test)]

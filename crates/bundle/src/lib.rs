@@ -154,6 +154,30 @@ pub trait BundleSource {
     }
 }
 
+/// What [`open`] needs for an `s3://` bundle; a local one uses none of it.
+pub struct OpenOptions<'a> {
+    /// Connection settings.
+    pub s3: s3::S3Options,
+    /// How the object is verified. Called only for an `s3://` bundle, because making it reads
+    /// the trusted key files, which must not fail the deployment of a local bundle.
+    pub verification: &'a dyn Fn() -> Result<s3::Verification, String>,
+}
+
+/// Opens `--bundle`: an `s3://BUCKET/KEY[?versionId=V]` URL is an S3 object (see
+/// [`s3::open_s3`]), anything else a local path (see [`open_local`]). Nothing is fetched yet.
+pub fn open(
+    bundle: &Path,
+    options: &OpenOptions<'_>,
+) -> Result<Box<dyn BundleSource>, BundleError> {
+    match bundle.to_str() {
+        Some(url) if url.starts_with("s3://") => {
+            let verification = (options.verification)().map_err(BundleError::Invalid)?;
+            s3::open_s3(url, options.s3.clone(), verification)
+        }
+        _ => open_local(bundle),
+    }
+}
+
 /// Opens a local bundle: a directory, `.tar`, `.tar.gz`/`.tgz` or `.zip`. The format comes
 /// from the content (magic bytes); when the file name says otherwise, the content wins and the
 /// report's `notes` say so.

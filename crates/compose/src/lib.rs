@@ -25,7 +25,6 @@ use std::path::PathBuf;
 pub use discover::{DEFAULT_FILES, Discovered, OVERRIDE_FILES, default_files};
 pub use error::{ComposeError, KeyPath, Location};
 pub use interpolate::{InterpolationError, Unset, interpolate_str};
-pub use mounts::size_in_bytes;
 pub use normalize::{clean_path, is_path, port_entries, volume_entry};
 pub use project::Project;
 

@@ -95,7 +95,8 @@ fn tmpfs_options(options: &mut Value) -> Result<(), ItemFailure> {
         match key_name(key).as_str() {
             "size" => {
                 let text = scalar_string(value).unwrap_or_default();
-                let bytes = size_in_bytes(&text).ok_or_else(|| {
+                // Docker's sizes (`units.RAMInBytes`), which the one size grammar accepts.
+                let bytes = hooks_yaml::size::parse(&text).ok_or_else(|| {
                     item_fail(
                         format!("the tmpfs size {text:?} is not a size"),
                         "bytes, or a number with b, k, m or g (64m)",
@@ -133,31 +134,6 @@ fn tmpfs_options(options: &mut Value) -> Result<(), ItemFailure> {
         }
     }
     Ok(())
-}
-
-/// Docker's sizes (`units.RAMInBytes`): a number with an optional `b`, `k`, `m`, `g` or `t`
-/// (binary multiples, any case, `kb`/`kib` too).
-pub fn size_in_bytes(text: &str) -> Option<u64> {
-    let lower = text.trim().to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(split);
-    let unit = unit.trim_start();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(unit);
-    let factor: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return None,
-    };
-    let number: f64 = number.parse().ok()?;
-    (number.is_finite() && number >= 0.0).then_some((number * factor as f64) as u64)
 }
 
 /// The `tmpfs:` service key: one path or a list of `PATH[:OPTIONS]` strings.

@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod db;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod notify;
 pub mod presenter;
 pub mod release;

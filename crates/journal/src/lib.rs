@@ -1,10 +1,12 @@
 //! What a deployment writes down as it goes, at the bottom of the crate graph so every layer can
 //! write to it: the [`log`] (every line of every script and every step, timestamped, to
 //! `logs/<id>.log` and a presenter), the [`progress`] events presenters show, the timestamp every
-//! record carries, and the [`testpoint`]s the crash tests stop a debug build at.
+//! record carries, the [`testpoint`]s the crash tests stop a debug build at, and [`durable`]
+//! replacement of files (written beside, fsynced, renamed), which every record kept on disk uses.
 
 #![deny(missing_docs)]
 
+pub mod durable;
 pub mod log;
 pub mod progress;
 pub mod testpoint;

@@ -148,13 +148,7 @@ impl DeploymentLog {
 }
 
 fn redact_with(secrets: &[String], text: &str) -> String {
-    let mut text = text.to_owned();
-    for secret in secrets {
-        if text.contains(secret.as_str()) {
-            text = text.replace(secret.as_str(), "***");
-        }
-    }
-    text
+    hooks_secrets::redact::replace(text, secrets, hooks_secrets::redact::STARS)
 }
 
 #[cfg(test)]

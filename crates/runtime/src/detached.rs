@@ -17,9 +17,10 @@ mod pidfile;
 mod spawn;
 
 use pidfile::{
-    Liveness, command_line, parent_dir, probe, read_pidfile, remove_pidfile, sync_dir, write_record,
+    Liveness, command_line, parent_dir, probe, read_pidfile, remove_pidfile, write_record,
 };
 
+use hooks_journal::durable::{self, Durability, Mode};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -262,18 +263,16 @@ pub fn start(opts: &StartOptions) -> Result<u32, DetachedError> {
     // Created before the process so that an unwritable pidfile directory stops us before
     // anything runs: a process without its pidfile could not be stopped by the stop script.
     let dir = parent_dir(&opts.pidfile);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".pidfile")
-        .tempfile_in(dir)
-        .map_err(|source| DetachedError::Io {
+    let temp = durable::Beside::create(&opts.pidfile, Mode::Exact(0o644)).map_err(|source| {
+        DetachedError::Io {
             path: dir.to_owned(),
             action: "create a pidfile in",
             source,
-        })?;
+        }
+    })?;
     let pending = spawn::spawn(opts, log.into())?;
-    let persisted = write_record(&mut temp, pending.pid, pending.start_time)
-        .and_then(|()| temp.persist(&opts.pidfile).map(drop).map_err(|e| e.error))
-        .and_then(|()| sync_dir(dir));
+    let persisted = write_record(temp.file(), pending.pid, pending.start_time)
+        .and_then(|()| temp.commit(Durability::FileAndDir));
     if let Err(source) = persisted {
         // SAFETY: plain kill(2) of the session we just created; the process is held as a
         // zombie by our intermediate at worst, so its pid cannot have been reused.

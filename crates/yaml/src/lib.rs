@@ -5,11 +5,13 @@
 //! [`Node`]s that remember the 1-based line and column of every key and value, keep tags
 //! (`!reset`, `!override`), resolve anchors, aliases and `<<` merge keys, and report duplicate
 //! keys as errors (YAML parsers usually keep the last one silently, which hides mistakes).
-//! It knows nothing about any particular file format.
+//! It knows nothing about any particular file format; [`size`] reads the byte sizes several
+//! of them (and the command line) share.
 
 #![deny(missing_docs)]
 
 mod build;
+pub mod size;
 
 pub use build::{parse, parse_with_errors};
 

@@ -7,7 +7,8 @@ mod sqlite;
 
 use crate::error::{Error, Result, describe};
 use crate::plan::Applied;
-use crate::url::{Backend, DbUrl};
+use crate::url::DbUrl;
+use hooks_secrets::database_url::Backend;
 use sqlx::migrate::Migration;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;

@@ -5,7 +5,7 @@
 use super::super::diag::{Diag, join};
 use super::super::model::LogPolicy;
 use super::super::suggest::did_you_mean;
-use super::{absolute_or_relative, parse_size};
+use super::absolute_or_relative;
 use hooks_yaml::{Node, Resolved};
 
 const KEYS: &[&str] = &["max_size", "keep", "files"];
@@ -28,7 +28,7 @@ pub(super) fn logs(d: &mut Diag, node: &Node, path: &str, policy: &mut LogPolicy
         let key_path = join(path, key);
         let value = &entry.value;
         match key {
-            "max_size" => match value.as_text().and_then(parse_size) {
+            "max_size" => match value.as_text().and_then(hooks_yaml::size::parse) {
                 Some(bytes) if bytes >= 1024 => policy.max_bytes = bytes,
                 _ => d.error(value.pos, &key_path, format!("got {}; expected a size of at least 1K such as 10M, 512K or 1048576; write e.g. `max_size: 10M`", value.describe())),
             },

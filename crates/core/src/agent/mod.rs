@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::lifecycle::deploy::{self, DeployOptions, Outcome};
 use hooks_bundle::publish::Pointer;
-use hooks_bundle::s3::{self, S3Location, S3Options, Verification};
+use hooks_bundle::s3::{S3Location, S3Options, Verification};
 
 use hooks_bundle::s3::remote::{Read, Remote};
 use state::{Phase, State};
@@ -200,7 +200,11 @@ impl Agent {
             sha256: Some(pointer.sha256.clone()),
             ..self.options.verification.clone()
         };
-        let source = match s3::open_s3(&url, self.options.s3.clone(), verification) {
+        let open = hooks_bundle::OpenOptions {
+            s3: self.options.s3.clone(),
+            verification: &|| Ok(verification.clone()),
+        };
+        let source = match hooks_bundle::open(std::path::Path::new(&url), &open) {
             Ok(source) => source,
             Err(error) => return self.bad_pointer(format!("{}: {error}", self.options.pointer)),
         };

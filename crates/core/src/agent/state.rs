@@ -2,7 +2,7 @@
 //! that ended, so a restart neither deploys a handled pointer again nor forgets one it was
 //! in the middle of.
 
-use std::io::Write;
+use hooks_journal::durable::{self, Durability, Mode};
 use std::path::{Path, PathBuf};
 
 /// Where a pointer's handling stands.
@@ -67,15 +67,8 @@ impl State {
         let dir = path.parent().unwrap_or(root);
         let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
         std::fs::create_dir_all(dir).map_err(fail)?;
-        let tmp = dir.join(".state.json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(fail)?;
         let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        file.write_all(&json).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, &path).map_err(fail)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)
+        durable::write(&path, &json, Mode::Create(0o666), Durability::FileAndDir).map_err(fail)
     }
 }
 

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hooks_journal::durable::{self, Durability, Mode};
+
 use super::url::{DatabaseUrl, PgConnection};
 use super::{BACKUPS_DIR_MODE, GroupTracker, SECRET_MODE};
 
@@ -70,7 +72,7 @@ pub fn take(
     label: &str,
     track: GroupTracker<'_>,
 ) -> Result<Option<PathBuf>, BackupError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(BACKUPS_DIR_MODE)
@@ -86,22 +88,20 @@ pub fn take(
     };
     let partial = backups_dir.join(partial);
     let final_path = backups_dir.join(name);
-    let _ = std::fs::remove_file(&partial);
     if let DatabaseUrl::Sqlite { path } = url
         && !path.exists()
     {
+        let _ = std::fs::remove_file(&partial);
         return Ok(None);
     }
     // Created empty with its final mode, so the dump is never readable by others, even for a
-    // moment: `VACUUM INTO` accepts an empty file, and pg_dump truncates it.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(SECRET_MODE)
-        .open(&partial)
-        .map_err(io("creating", &partial))?;
+    // moment: `VACUUM INTO` accepts an empty file, and pg_dump truncates it. Named `.partial`,
+    // which recovery removes after a crash.
+    let mut beside =
+        durable::Beside::create_at(&final_path, partial.clone(), Mode::Create(SECRET_MODE))
+            .map_err(io("creating", &partial))?;
     match url {
-        DatabaseUrl::Sqlite { path } => sqlite_vacuum_into(path, &partial)?,
+        DatabaseUrl::Sqlite { path } => sqlite_vacuum_into(path, beside.temp())?,
         DatabaseUrl::Postgres { .. } => {
             let connection =
                 PgConnection::new(url, backups_dir).map_err(io("preparing", backups_dir))?;
@@ -114,12 +114,12 @@ pub fn take(
             run_tool("pg_dump", command, track)?;
         }
     }
-    std::fs::File::open(&partial)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing", &partial))?;
+    beside.sync().map_err(io("syncing", &partial))?;
     hooks_journal::testpoint::pause("backup.before-rename");
-    std::fs::rename(&partial, &final_path).map_err(io("renaming", &partial))?;
-    crate::release::layout::sync_dir(backups_dir).map_err(io("syncing", backups_dir))?;
+    beside
+        .commit(Durability::Rename)
+        .map_err(io("renaming", &partial))?;
+    durable::sync_dir(backups_dir).map_err(io("syncing", backups_dir))?;
     Ok(Some(final_path))
 }
 
@@ -130,16 +130,24 @@ pub fn restore(url: &DatabaseUrl, backup: &Path) -> Result<(), BackupError> {
     match url {
         DatabaseUrl::Sqlite { path } => {
             let temp = path.with_extension("restore-tmp");
-            std::fs::copy(backup, &temp).map_err(io("copying to", &temp))?;
-            std::fs::File::open(&temp)
-                .and_then(|f| f.sync_all())
-                .map_err(io("syncing", &temp))?;
+            // A copy, with the backup's own mode (as `cp` keeps it).
+            let copy = || -> std::io::Result<durable::Beside> {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(backup)?.permissions().mode();
+                let beside = durable::Beside::create_at(path, temp.clone(), Mode::Exact(mode))?;
+                std::io::copy(&mut std::fs::File::open(backup)?, &mut beside.file())?;
+                Ok(beside)
+            };
+            let mut beside = copy().map_err(io("copying to", &temp))?;
+            beside.sync().map_err(io("syncing", &temp))?;
             for suffix in ["-wal", "-shm"] {
                 let mut side = path.as_os_str().to_owned();
                 side.push(suffix);
                 let _ = std::fs::remove_file(PathBuf::from(side));
             }
-            std::fs::rename(&temp, path).map_err(io("replacing", path))?;
+            beside
+                .commit(Durability::Rename)
+                .map_err(io("replacing", path))?;
             Ok(())
         }
         DatabaseUrl::Postgres { .. } => restore_postgres(url, backup),

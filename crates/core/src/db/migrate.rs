@@ -2,6 +2,7 @@
 //! pending, back the database up when something is, then apply. The URL stays in its file: the
 //! migrator reads it from there, and its content is registered for redaction in the log.
 
+use hooks_secrets::redact;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -129,16 +130,15 @@ impl MigrateContext<'_> {
         let Ok((url, raw)) = DatabaseUrl::read(&self.url_file(), self.workdir) else {
             return text.to_owned();
         };
-        let mut text = text.replace(&raw, "[REDACTED]");
+        let mut secrets = vec![raw];
         if let DatabaseUrl::Postgres {
             password: Some(password),
             ..
-        } = &url
-            && !password.is_empty()
+        } = url
         {
-            text = text.replace(password.as_str(), "[REDACTED]");
+            secrets.push(password);
         }
-        text
+        redact::replace(text, &secrets, redact::REDACTED)
     }
 
     /// Backup (when migrations are pending) then `migrator run`, all output into the log.

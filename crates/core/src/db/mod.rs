@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod migrate;
+pub mod restore;
 pub mod url;
 
 use std::path::{Path, PathBuf};

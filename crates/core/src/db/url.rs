@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use hooks_secrets::database_url::{self, Backend};
+
 /// A parsed database URL. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -80,54 +82,28 @@ impl DatabaseUrl {
             source,
         })?;
         let text = raw.trim().to_owned();
-        let invalid = |why| UrlError::Invalid {
+        let invalid = |why: database_url::Invalid| UrlError::Invalid {
             path: file.to_owned(),
-            why,
+            why: why.why(),
         };
-        let lower = text.to_ascii_lowercase();
-        if lower.starts_with("sqlite:") {
-            let rest = &text["sqlite:".len()..];
-            let rest = rest.strip_prefix("//").unwrap_or(rest);
-            let path = rest.split('?').next().unwrap_or_default();
-            if path.is_empty() || path == ":memory:" {
-                return Err(invalid("a SQLite URL must name a file"));
-            }
-            return Ok((
-                Self::Sqlite {
-                    path: base.join(path),
-                },
-                text,
-            ));
-        }
-        if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
-            return Err(invalid("unknown scheme"));
-        }
-        let parsed = url::Url::parse(&text).map_err(|_| invalid("it does not parse as a URL"))?;
-        let decode = |s: &str| {
-            percent_decode(s).ok_or(UrlError::Invalid {
-                path: file.to_owned(),
-                why: "bad percent-encoding",
-            })
-        };
-        let database = parsed.path().trim_start_matches('/');
-        Ok((
-            Self::Postgres {
-                host: parsed.host_str().unwrap_or("localhost").to_owned(),
-                port: parsed.port().unwrap_or(5432),
-                user: decode(parsed.username())?,
-                password: parsed.password().map(decode).transpose()?,
-                database: decode(if database.is_empty() {
-                    "postgres"
-                } else {
-                    database
-                })?,
-                sslmode: parsed
-                    .query_pairs()
-                    .find(|(k, _)| k == "sslmode")
-                    .map(|(_, v)| v.into_owned()),
+        let url = match Backend::of(&text) {
+            Some(Backend::Sqlite) => Self::Sqlite {
+                path: base.join(database_url::sqlite_path(&text).map_err(invalid)?),
             },
-            text,
-        ))
+            Some(Backend::Postgres) => {
+                let pg = database_url::postgres(&text).map_err(invalid)?;
+                Self::Postgres {
+                    host: pg.host,
+                    port: pg.port,
+                    user: pg.user,
+                    password: pg.password,
+                    database: pg.database,
+                    sslmode: pg.sslmode,
+                }
+            }
+            None => return Err(invalid(database_url::Invalid::UnknownScheme)),
+        };
+        Ok((url, text))
     }
 
     /// The engine's name for file names and logs.
@@ -137,13 +113,6 @@ impl DatabaseUrl {
             Self::Postgres { .. } => "postgres",
         }
     }
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
 }
 
 /// Name prefix of temporary password files, followed by the creating process's pid and `-`:

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hooks_appspec::{AppSpec, FileExistsBehavior, ObjectKind, Permission, SharedKind, SharedPath};
+use hooks_journal::durable::{self, Durability, Mode};
 
 /// Why the Install step failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,20 +145,18 @@ pub fn link_shared(
 /// removes `from`: the secret is never readable by others under its shared name.
 fn seed_secret(from: &Path, to: &Path) -> Result<(), InstallError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let bytes = std::fs::read(from).map_err(io_error("reading", from))?;
     let temp = temp_beside(to);
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(SECRET_MODE)
-        .open(&temp)
+    let mut beside = durable::Beside::create_at(to, temp.clone(), Mode::Create(SECRET_MODE))
         .map_err(io_error("creating", &temp))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
+    beside
+        .file()
+        .write_all(&bytes)
+        .and_then(|()| beside.sync())
         .map_err(io_error("writing", &temp))?;
-    std::fs::rename(&temp, to).map_err(io_error("seeding", to))?;
+    beside
+        .commit(Durability::Rename)
+        .map_err(io_error("seeding", to))?;
     std::fs::remove_file(from).map_err(io_error("removing", from))
 }
 
@@ -239,6 +238,14 @@ pub fn remove_installed(previous: &[PathBuf]) {
 }
 
 /// Where a file is copied before it is renamed to `to`.
+/// `from`'s content and mode in `temp`, to be renamed over `to` (what `cp` keeps).
+fn copy_beside(from: &Path, to: &Path, temp: &Path) -> std::io::Result<durable::Beside> {
+    let mode = std::fs::metadata(from)?.permissions().mode();
+    let beside = durable::Beside::create_at(to, temp.to_owned(), Mode::Exact(mode))?;
+    std::io::copy(&mut std::fs::File::open(from)?, &mut beside.file())?;
+    Ok(beside)
+}
+
 fn temp_beside(to: &Path) -> PathBuf {
     to.with_file_name(format!(
         ".{}.hooks-tmp",
@@ -300,12 +307,12 @@ fn copy_one(
     } else {
         // Copy beside and rename, so a crash never leaves a half-written file under its name.
         let temp = temp_beside(to);
-        std::fs::copy(from, &temp).map_err(io_error("copying to", &temp))?;
-        std::fs::File::open(&temp)
-            .and_then(|f| f.sync_all())
-            .map_err(io_error("syncing", &temp))?;
+        let mut beside = copy_beside(from, to, &temp).map_err(io_error("copying to", &temp))?;
+        beside.sync().map_err(io_error("syncing", &temp))?;
         hooks_journal::testpoint::pause("install.copied");
-        std::fs::rename(&temp, to).map_err(io_error("installing", to))?;
+        beside
+            .commit(Durability::Rename)
+            .map_err(io_error("installing", to))?;
     }
     Ok(())
 }
@@ -480,7 +487,7 @@ impl Journal {
         file.write_all(JOURNAL_HEADER.as_bytes())?;
         file.sync_data()?;
         if let Some(parent) = path.parent() {
-            crate::release::layout::sync_dir(parent)?;
+            hooks_journal::durable::sync_dir(parent)?;
         }
         Ok(Self {
             file,
@@ -542,7 +549,7 @@ pub fn remove_journaled(journals: &[PathBuf]) {
         let _ = std::fs::remove_file(journal);
     }
     if let Some(parent) = journals.first().and_then(|j| j.parent()) {
-        let _ = crate::release::layout::sync_dir(parent);
+        let _ = hooks_journal::durable::sync_dir(parent);
     }
 }
 

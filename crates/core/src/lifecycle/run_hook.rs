@@ -501,7 +501,7 @@ fn adopt(
         preflight::check(&loaded.spec, &partial, &layout.shared_dir())?;
         std::fs::rename(&partial, &release_dir)
             .map_err(|e| format!("cannot move the release into place: {e}"))?;
-        let _ = crate::release::layout::sync_dir(&layout.releases_dir());
+        let _ = hooks_journal::durable::sync_dir(&layout.releases_dir());
         Ok::<_, String>(Release {
             id: id.to_owned(),
             dir: release_dir.clone(),

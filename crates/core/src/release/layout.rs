@@ -117,11 +117,6 @@ impl Layout {
     }
 }
 
-/// Fsyncs a directory so a rename or a new entry inside it survives a power loss.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// Why a deployment id or a root given on the command line cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {

@@ -4,12 +4,13 @@
 //! or half-written file.
 
 use std::fs::{File, TryLockError};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hooks_journal::durable::{self, Durability, Mode};
 use serde::{Deserialize, Serialize};
 
 /// Mode of `lock` and `lock.holder`: the deploy user's group may see who deploys.
@@ -139,20 +140,17 @@ impl HolderRecord {
         let mut holder = self.holder.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut holder);
         let text = serde_json::to_string(&*holder).map_err(io::Error::other)?;
-        let mut temp = self.path.as_os_str().to_owned();
-        temp.push(".tmp");
-        let temp = PathBuf::from(temp);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(LOCK_MODE)
-            .open(&temp)?;
-        file.write_all(format!("{text}\n").as_bytes())?;
-        if sync {
-            file.sync_data()?;
-        }
-        std::fs::rename(&temp, &self.path)
+        // `lock.holder.tmp`: recovery removes one a crash left.
+        durable::write(
+            &self.path,
+            format!("{text}\n").as_bytes(),
+            Mode::Create(LOCK_MODE),
+            if sync {
+                Durability::File
+            } else {
+                Durability::Rename
+            },
+        )
     }
 
     /// Records a process group a built-in step started, so recovery after a crash can stop it.

@@ -4,7 +4,9 @@
 use std::io;
 use std::path::Path;
 
-use super::layout::{Layout, sync_dir};
+use hooks_journal::durable::sync_dir;
+
+use super::layout::Layout;
 
 /// Points `current` at `releases/<id>`. The link is relative, so the root can be moved or
 /// mounted elsewhere without breaking it.

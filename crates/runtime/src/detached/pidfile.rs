@@ -3,7 +3,6 @@
 use super::DetachedError;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// The contents of a pidfile.
@@ -66,16 +65,10 @@ pub(super) fn read_pidfile(path: &Path) -> Result<Option<PidRecord>, DetachedErr
     Ok(Some(PidRecord { pid, start_time }))
 }
 
-pub(super) fn write_record(
-    file: &mut tempfile::NamedTempFile,
-    pid: u32,
-    start_time: u64,
-) -> io::Result<()> {
-    file.write_all(format!("{pid}\nstarttime={start_time}\n").as_bytes())?;
-    // Readable by monitoring and by the operator's `kill $(head -n1 FILE)`.
-    file.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))?;
-    file.as_file().sync_all()
+/// Writes the record `hooks proc stop` reads into a pidfile's replacement (mode 0644, set when
+/// it was created: readable by monitoring and by the operator's `kill $(head -n1 FILE)`).
+pub(super) fn write_record(mut file: &fs::File, pid: u32, start_time: u64) -> io::Result<()> {
+    file.write_all(format!("{pid}\nstarttime={start_time}\n").as_bytes())
 }
 
 pub(super) fn parent_dir(path: &Path) -> &Path {
@@ -85,18 +78,15 @@ pub(super) fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Makes a rename in `dir` durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
 pub(super) fn remove_pidfile(path: &Path) -> Result<(), DetachedError> {
     match fs::remove_file(path) {
-        Ok(()) => sync_dir(parent_dir(path)).map_err(|source| DetachedError::Io {
-            path: path.to_owned(),
-            action: "sync the removal of",
-            source,
-        }),
+        Ok(()) => {
+            hooks_journal::durable::sync_dir(parent_dir(path)).map_err(|source| DetachedError::Io {
+                path: path.to_owned(),
+                action: "sync the removal of",
+                source,
+            })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(DetachedError::Io {
             path: path.to_owned(),

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::EngineError;
 use super::model::{AnonymousVolume, ConfigMount, ServiceSpec, TmpfsMount, hex};
-use hooks_compose::{Project, size_in_bytes};
+use hooks_compose::Project;
 
 /// What a `volumes` item without a named volume or host path adds to the spec; `Ok(false)` when
 /// the item is a bind or named volume (the caller's).
@@ -54,7 +54,7 @@ pub fn volume_item(
             let size_bytes = options
                 .and_then(|o| o.get("size"))
                 .and_then(text)
-                .map(|s| size_in_bytes(&s).and_then(|b| i64::try_from(b).ok()))
+                .map(|s| hooks_yaml::size::parse(&s).and_then(|b| i64::try_from(b).ok()))
                 .map(|b| b.ok_or_else(|| invalid(&spec.name, key, "tmpfs.size is not a size")))
                 .transpose()?;
             spec.tmpfs_mounts.push(TmpfsMount {

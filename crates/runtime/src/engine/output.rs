@@ -58,11 +58,7 @@ pub fn service_output(
             let Ok(chunk) = chunk else { break };
             let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
             for text in text.lines() {
-                let mut text = crate::health::redact(text);
-                for secret in &secrets {
-                    text = text.replace(secret.as_str(), "[REDACTED]");
-                }
-                line(&name, &text);
+                line(&name, &hooks_secrets::redact::line(text, &secrets));
             }
         }
     });

@@ -2,7 +2,6 @@
 //! (`compose/<project>.json`): its services' specs, secrets as digests. A rollback recreates
 //! exactly those containers from it, and `--dry-run` and `status` compare against it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::EngineError;
@@ -36,22 +35,14 @@ pub(super) fn save_state(
     // The specs hold the services' environment, which is often sensitive even where the
     // real secrets are files: readable by the deploy user and its group only, like the logs.
     let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use hooks_journal::durable::{self, Durability, Mode};
+        use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o750)
             .create(dir)?;
-        let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .open(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(specs).expect("specs serialise"))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(dir)?.sync_all()
+        let json = serde_json::to_vec_pretty(specs).expect("specs serialise");
+        durable::write(&path, &json, Mode::Create(0o640), Durability::FileAndDir)
     };
     write().map_err(|e| EngineError::Engine(format!("saving {}: {e}", path.display())))
 }

@@ -98,7 +98,7 @@ pub fn switch_link(link: &Path, target: &Path) -> Result<Option<PathBuf>, String
     let _ = std::fs::remove_file(&temp);
     std::os::unix::fs::symlink(target, &temp)
         .and_then(|()| std::fs::rename(&temp, link))
-        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .and_then(|()| hooks_journal::durable::sync_dir(dir))
         .map_err(|e| {
             format!(
                 "cannot point {} at {}: {e}",

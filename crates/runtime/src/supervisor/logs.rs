@@ -7,6 +7,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use hooks_journal::durable::{self, Durability, Mode};
+
 /// An append-only log that rotates itself before a write would pass `max_bytes`.
 pub struct RotatingLog {
     path: PathBuf,
@@ -70,18 +72,14 @@ impl RotatingLog {
             }
         }
         let target = self.rotated(1);
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut temp = tempfile::Builder::new()
-            .prefix(".rotate")
-            .tempfile_in(dir)?;
+        let temp = durable::Beside::create(&target, Mode::Create(0o600))?;
         {
             let mut encoder =
-                flate2::write::GzEncoder::new(temp.as_file_mut(), flate2::Compression::default());
+                flate2::write::GzEncoder::new(temp.file(), flate2::Compression::default());
             io::copy(&mut File::open(&self.path)?, &mut encoder)?;
             encoder.finish()?;
         }
-        temp.as_file().sync_all()?;
-        temp.persist(&target).map_err(|e| e.error)?;
+        temp.commit(Durability::File)?;
         // Truncated in place (not renamed) so `tail -f` on the live name keeps working.
         OpenOptions::new()
             .write(true)

@@ -34,6 +34,7 @@ use process::Proc;
 use proto::{InstanceSpec, InstanceStatus, Request, Response};
 
 use crate::health::{self, Target};
+use hooks_journal::durable::{self, Durability, Mode};
 
 /// Lines of the instance's log shown when a start fails.
 const LOG_LINES: usize = 20;
@@ -449,20 +450,17 @@ impl Supervisor {
     /// Crash-safe: written beside, synced, renamed.
     fn write_pidfile(&self, key: &str, pid: u32) {
         let path = self.pidfile(key);
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let written = tempfile::Builder::new()
-            .prefix(".pid")
-            .tempfile_in(dir)
-            .and_then(|mut temp| {
-                // The start time lets `hooks proc stop` and the next supervisor tell this process
-                // from a later one that reuses the pid (the format of `hooks proc start`).
-                let start = start_time(pid)
-                    .map(|t| format!("starttime={t}\n"))
-                    .unwrap_or_default();
-                temp.write_all(format!("{pid}\n{start}").as_bytes())?;
-                temp.as_file().sync_all()?;
-                temp.persist(&path).map(drop).map_err(|e| e.error)
-            });
+        // The start time lets `hooks proc stop` and the next supervisor tell this process from
+        // a later one that reuses the pid (the format of `hooks proc start`).
+        let start = start_time(pid)
+            .map(|t| format!("starttime={t}\n"))
+            .unwrap_or_default();
+        let written = durable::write(
+            &path,
+            format!("{pid}\n{start}").as_bytes(),
+            Mode::Create(0o600),
+            Durability::File,
+        );
         if let Err(e) = written {
             tracing::warn!("cannot write {}: {e}", path.display());
         }

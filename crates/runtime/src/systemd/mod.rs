@@ -6,9 +6,11 @@
 //! command; tests record the calls instead, because systemd is not PID 1 where they run.
 
 mod error;
+mod install;
 mod units;
 
 pub use error::{MainProcessChange, SystemdError};
+pub use install::{InstallError, InstallTarget, install};
 pub use units::{
     UnitOptions, logrotate_file_name, render_logrotate, render_unit, sudoers, unit_dir,
     unit_file_name,

@@ -165,7 +165,7 @@ impl Run<'_> {
         hooks_journal::testpoint::pause("download.before-rename");
         std::fs::rename(&partial, self.layout.release_dir(self.id))
             .map_err(|e| format!("cannot move the release into place: {e}"))?;
-        let _ = crate::release::layout::sync_dir(&self.layout.releases_dir());
+        let _ = hooks_journal::durable::sync_dir(&self.layout.releases_dir());
         self.log.line(
             scope,
             &format!(

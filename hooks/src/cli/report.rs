@@ -1,56 +1,12 @@
-//! What the read-only commands print (`status`, `history`, `logs`, `validate`) and the final
-//! line of `deploy`/`rollback`.
+//! What the read-only commands print: `status`, `history`, `logs`, `lock`, `validate`.
 
 mod services;
 
 use std::io::Write;
 use std::path::Path;
 
-use hooks_core::lifecycle::deploy::Outcome;
 use hooks_core::release::history::{self, Deployment};
 use hooks_core::release::{History, Layout};
-
-/// Prints the end of a deployment and returns its exit code.
-pub fn outcome(root: &Path, outcome: &Outcome) -> i32 {
-    let layout = Layout::new(root);
-    match outcome {
-        Outcome::Deployed { id } => eprintln!(
-            "hooks: {id} succeeded; current -> releases/{} (log: {})",
-            layout.current_release().unwrap_or_default(),
-            layout.log_file(id).display()
-        ),
-        Outcome::Failed {
-            id,
-            failure,
-            restored,
-        } => eprintln!(
-            "hooks: {id} failed: {failure}\nhooks: {} (log: {})",
-            match restored {
-                Some(previous) => format!("the previous release {previous} is serving again"),
-                None => match layout.current_release() {
-                    Some(serving) =>
-                        format!("nothing was changed; release {serving} is still serving"),
-                    None => "nothing had been serving before; nothing was left running".to_owned(),
-                },
-            },
-            layout.log_file(id).display()
-        ),
-        Outcome::NotRestored {
-            id,
-            failure,
-            restore,
-        } => eprintln!(
-            "hooks: {id} failed: {failure}\nhooks: the previous release was NOT restored: {restore}\nhooks: current -> {} (log: {})",
-            layout.current_release().unwrap_or_else(|| "(none)".into()),
-            layout.log_file(id).display()
-        ),
-        Outcome::Invalid { error, .. } => {
-            eprintln!("hooks: invalid input, nothing was changed:\n{error}")
-        }
-        Outcome::Locked { error } => eprintln!("hooks: {error}"),
-    }
-    outcome.exit_code()
-}
 
 /// `hooks validate [FILE|DIR]`: the appspec, and the scripts it names, checked as a deployment
 /// would check them before changing anything.
@@ -380,92 +336,4 @@ fn still_running(root: &Path, id: &str) -> bool {
     deployment.result.is_none()
         && (Path::new(&format!("/proc/{}", deployment.pid)).exists()
             || result_word(&Layout::new(root), deployment).starts_with("in progress"))
-}
-
-/// `hooks restore BACKUP [--database-url-file F] [--yes] [--wait S]`: exit 0 restored, 1
-/// failed, 2 not confirmed, 3 bad arguments, 4 a deployment holds the lock.
-pub fn restore(
-    root: &Path,
-    backup: &Path,
-    url_file: Option<&Path>,
-    yes: bool,
-    wait: std::time::Duration,
-) -> i32 {
-    use hooks_core::db::url::DatabaseUrl;
-    let layout = Layout::new(root);
-    let backup = match hooks_core::db::find_backup(&layout.backups_dir(), backup) {
-        Ok(path) => path,
-        Err(error) => {
-            eprintln!("hooks: {error}");
-            return 3;
-        }
-    };
-    let current = layout.current_release();
-    let workdir = current
-        .as_deref()
-        .map(|c| layout.release_dir(c))
-        .unwrap_or_else(|| layout.root().to_owned());
-    let url_file = match url_file {
-        Some(file) => file.to_owned(),
-        None => {
-            let spec = current.as_deref().and_then(|c| {
-                hooks_appspec::find_in(&layout.release_dir(c))
-                    .and_then(|p| hooks_appspec::load(&p).ok())
-            });
-            match spec.and_then(|l| l.spec.deploy.migrate) {
-                Some(migrate) if migrate.database_url_file.is_absolute() => {
-                    migrate.database_url_file
-                }
-                Some(migrate) => layout.shared_dir().join(migrate.database_url_file),
-                None => {
-                    eprintln!(
-                        "hooks: the serving release has no deploy.migrate section; pass --database-url-file FILE"
-                    );
-                    return 3;
-                }
-            }
-        }
-    };
-    let url = match DatabaseUrl::read(&url_file, &workdir) {
-        Ok((url, _)) => url,
-        Err(error) => {
-            eprintln!("hooks: {error}");
-            return 3;
-        }
-    };
-    if !yes {
-        println!(
-            "would restore {} into the {url:?} database, replacing its current content; stop the service first, then re-run with --yes",
-            backup.display()
-        );
-        return 2;
-    }
-    // The deployment lock keeps a migration from running into the database being replaced;
-    // taking it the way a deployment does also recovers from one that was killed.
-    let name = backup.file_name().unwrap_or_default().to_string_lossy();
-    let _lock =
-        match hooks_core::lifecycle::recovery::begin(&layout, &format!("restore {name}"), wait) {
-            Ok((lock, notes)) => {
-                for note in notes {
-                    eprintln!("hooks restore: {note}");
-                }
-                lock
-            }
-            Err(outcome) => {
-                if let Outcome::Locked { error } | Outcome::Invalid { error, .. } = &outcome {
-                    eprintln!("hooks restore: {error}");
-                }
-                return outcome.exit_code();
-            }
-        };
-    match hooks_core::db::backup::restore(&url, &backup) {
-        Ok(()) => {
-            println!("restored {} into the {url:?} database", backup.display());
-            0
-        }
-        Err(error) => {
-            eprintln!("hooks: restore failed: {error}");
-            1
-        }
-    }
 }

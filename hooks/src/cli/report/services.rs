@@ -289,14 +289,6 @@ fn env_secrets(root: &Path, service: &ServiceConfig) -> Vec<String> {
         .collect()
 }
 
-fn clean(line: &str, secrets: &[String]) -> String {
-    let mut line = hooks_runtime::health::redact(line);
-    for secret in secrets {
-        line = line.replace(secret.as_str(), "[REDACTED]");
-    }
-    line
-}
-
 /// The supervisor's log files `<root>/logs/services/NAME@I.log`, each line prefixed with the
 /// instance when there are several.
 fn supervised_logs(
@@ -321,7 +313,7 @@ fn supervised_logs(
     let prefix = files.len() > 1;
     let mut out = std::io::stdout().lock();
     let mut print = |key: &str, line: &str| {
-        let line = clean(line, secrets);
+        let line = hooks_secrets::redact::line(line, secrets);
         let _ = match prefix {
             true => writeln!(out, "{key} | {line}"),
             false => writeln!(out, "{line}"),
@@ -409,7 +401,7 @@ fn journal(
     let reader = std::io::BufReader::new(child.stdout.take().expect("piped"));
     let mut out = std::io::stdout().lock();
     for line in std::io::BufRead::lines(reader).map_while(Result::ok) {
-        let _ = writeln!(out, "{}", clean(&line, secrets));
+        let _ = writeln!(out, "{}", hooks_secrets::redact::line(&line, secrets));
         let _ = out.flush();
     }
     match child.wait() {

@@ -8,7 +8,7 @@ use hooks_core::agent::{Agent, AgentOptions};
 use hooks_core::lifecycle::deploy::DeployOptions;
 use hooks_core::lifecycle::script::Grace;
 
-use crate::cli_s3::DeployS3Args;
+use super::s3::DeployS3Args;
 
 /// `hooks agent` arguments.
 #[derive(clap::Args)]

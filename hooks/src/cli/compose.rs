@@ -1,110 +1,99 @@
-//! `hooks proc`, `hooks wait-for` (the helpers hook scripts call) and `hooks compose`.
+//! `hooks compose`: the compose files read the way the Compose tool reads them, and the
+//! project's containers driven through the Docker Engine API. Arguments and printing; the work
+//! is in `hooks_compose` and `hooks_runtime::engine`.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hooks_runtime::detached::{self, StartOptions, StopOptions, StopOutcome};
-use hooks_runtime::health::{self, Target, WaitOptions};
+use clap::Subcommand;
 
-use crate::ProcCommand;
-
-/// `hooks proc start|stop`: exit 0 done, 1 failed.
-pub fn proc(command: ProcCommand) -> i32 {
-    match command {
-        ProcCommand::Start {
-            pidfile,
-            log,
-            settle,
-            command,
-        } => {
-            let mut options = StartOptions::new(&pidfile, command);
-            options.log_file = log;
-            match detached::start_settled(&options, Duration::from_secs_f64(settle.max(0.0))) {
-                Ok(pid) => {
-                    println!("started pid {pid} (pidfile {})", pidfile.display());
-                    0
-                }
-                Err(error) => {
-                    eprintln!("hooks proc start: {error}");
-                    1
-                }
-            }
-        }
-        ProcCommand::Stop {
-            pidfile,
-            timeout,
-            signal,
-        } => {
-            let mut options = StopOptions::new(&pidfile, Duration::from_secs(timeout));
-            match detached::parse_signal(&signal) {
-                Ok(signal) => options.signal = signal,
-                Err(error) => {
-                    eprintln!("hooks proc stop: {error}");
-                    return 1;
-                }
-            }
-            match detached::stop(&options) {
-                Ok(StopOutcome::Exited { pid, waited }) => {
-                    println!("pid {pid} exited after {:.2} s", waited.as_secs_f64());
-                    0
-                }
-                Ok(StopOutcome::Killed { pid, waited }) => {
-                    println!(
-                        "pid {pid} did not exit within {timeout} s; killed after {:.2} s",
-                        waited.as_secs_f64()
-                    );
-                    0
-                }
-                Ok(StopOutcome::NotRunning { stale_pid }) => {
-                    match stale_pid {
-                        Some(pid) => {
-                            println!("not running (stale pid {pid} in {})", pidfile.display())
-                        }
-                        None => println!("not running ({} absent)", pidfile.display()),
-                    }
-                    0
-                }
-                Err(error) => {
-                    eprintln!("hooks proc stop: {error}");
-                    1
-                }
-            }
-        }
-    }
+/// `hooks compose config|up|down|ps|logs`.
+#[derive(Subcommand)]
+pub enum ComposeCommand {
+    /// Print the merged, interpolated model of one or more compose files (exit 0, or 3 with
+    /// FILE:LINE:COLUMN and the key for a bad file).
+    ///
+    /// Example: hooks compose config -f docker-compose.yml -f production.yml
+    Config {
+        #[command(flatten)]
+        project: ComposeProject,
+    },
+    /// Create or update the project's containers through the Docker Engine API: only services
+    /// whose config (image id, secret file contents included) changed are recreated, each must
+    /// become running/healthy within --timeout, else the previous containers are put back.
+    ///
+    /// Exit codes: 0 up; 1 failed, previous containers running again; 2 failed and restoring
+    /// them failed too; 3 bad input (compose file, missing secret file or image) before any change.
+    ///
+    /// Example: hooks compose up -f docker-compose.yml -f production.yml --root /srv/app
+    Up {
+        #[command(flatten)]
+        project: ComposeProject,
+        /// Image tarballs (`docker save` output) to load first.
+        #[arg(long = "image-tar")]
+        images: Vec<PathBuf>,
+        /// Seconds each recreated service may take to become running/healthy.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Build `build:` services even when their image exists (else only missing images).
+        #[arg(long)]
+        build: bool,
+        /// Remove containers of services that are no longer in the files, once every other
+        /// service is ready (without it they are only named).
+        #[arg(long)]
+        remove_orphans: bool,
+    },
+    /// Remove the project's containers and networks; named and anonymous volumes only with
+    /// --volumes.
+    ///
+    /// Example: hooks compose down -f docker-compose.yml
+    Down {
+        #[command(flatten)]
+        project: ComposeProject,
+        /// Remove the project's named volumes and its containers' anonymous volumes too (their
+        /// data is lost), like `docker compose down -v`.
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// List the project's containers.
+    ///
+    /// Example: hooks compose ps -p hitsave
+    Ps {
+        #[command(flatten)]
+        project: ComposeProject,
+    },
+    /// Print the last lines of the project's containers' output (secrets redacted).
+    ///
+    /// Example: hooks compose logs -f docker-compose.yml --tail 50 api
+    Logs {
+        #[command(flatten)]
+        project: ComposeProject,
+        /// Lines per container.
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+        /// Only this service.
+        service: Option<String>,
+    },
 }
 
-/// `hooks wait-for TARGET`: exit 0 answered, 1 deadline passed, 3 bad target.
-pub fn wait_for(target: &str, timeout: u64, interval: f64) -> i32 {
-    let target = match Target::parse(target) {
-        Ok(target) => target,
-        Err(error) => {
-            eprintln!("hooks wait-for: {error}");
-            return 3;
-        }
-    };
-    let mut options = WaitOptions::new(target, Duration::from_secs(timeout));
-    options.interval = Duration::from_secs_f64(interval.max(0.01));
-    match health::wait_for(&options) {
-        Ok(success) => {
-            println!(
-                "{} answered after {} attempt(s) in {:.2} s: {}",
-                options.target,
-                success.attempts,
-                success.elapsed.as_secs_f64(),
-                success.answer
-            );
-            0
-        }
-        Err(error) => {
-            eprintln!("hooks wait-for: {error}");
-            1
-        }
-    }
+/// Which compose project a command acts on.
+#[derive(clap::Args)]
+pub struct ComposeProject {
+    /// Compose files in merge order (default: docker-compose.yml).
+    #[arg(short = 'f', long = "file")]
+    files: Vec<PathBuf>,
+    /// Project name (else COMPOSE_PROJECT_NAME, the top-level `name:`, the directory).
+    #[arg(short = 'p', long = "project-name")]
+    project_name: Option<String>,
+    /// Profiles to enable (else COMPOSE_PROFILES).
+    #[arg(long = "profile")]
+    profiles: Vec<String>,
 }
 
 /// Loads the compose files the way every `hooks compose` command does; prints warnings, and
 /// the error (exit 3) when the files are invalid.
 fn load_project(
-    files: Vec<std::path::PathBuf>,
+    files: Vec<PathBuf>,
     project_name: Option<String>,
     profiles: Vec<String>,
 ) -> Result<hooks_compose::Project, i32> {
@@ -155,8 +144,8 @@ fn load_project(
 
 /// `hooks compose config` (exit 0 printed, 3 invalid files) and `up|down|ps|logs` on the
 /// Engine API (exit codes from `EngineError::exit_code`).
-pub fn compose(root: &std::path::Path, command: crate::ComposeCommand) -> i32 {
-    use crate::ComposeCommand as C;
+pub fn compose(root: &Path, command: ComposeCommand) -> i32 {
+    use ComposeCommand as C;
     use hooks_journal::log::DeploymentLog;
     use hooks_runtime::engine::{self, Engine, UpOptions};
     let (C::Config { project }
