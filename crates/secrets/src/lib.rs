@@ -3,5 +3,7 @@
 //! anyone reads it. Both binaries depend on this crate, and it on nothing of theirs, so the
 //! migrator stays small.
 
+#![deny(missing_docs)]
+
 pub mod database_url;
 pub mod redact;
