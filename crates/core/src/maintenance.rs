@@ -83,7 +83,7 @@ impl Recorder {
             bundle: what,
             user: current_user(),
             pid: std::process::id(),
-            started_at: history::now(),
+            started_at: hooks_journal::now(),
             target,
         };
         if let Err(e) = history.append(&started) {
@@ -106,7 +106,7 @@ impl Recorder {
         };
         let finished = Record::Finished {
             id: self.id,
-            ended_at: history::now(),
+            ended_at: hooks_journal::now(),
             result,
             digest: None,
             failed_event: None,

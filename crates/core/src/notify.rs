@@ -105,7 +105,7 @@ impl Event {
             error: None,
             exit_code: None,
             host: host_name(),
-            at: crate::release::history::now(),
+            at: hooks_journal::now(),
         }
     }
 }

@@ -46,11 +46,20 @@ pub struct Beside {
     synced: bool,
 }
 
-/// The default temporary name of `path`'s replacement: `NAME.tmp` beside it.
+/// The default temporary name of `path`'s replacement: `.NAME.PID.N.tmp` beside it. Hidden,
+/// so a program that reads a whole directory (logrotate in `/etc/logrotate.d`, a service's
+/// config directory) never reads a half-written copy or one a crash left; unique to the process
+/// and the write, so two writers of one file never remove each other's copy. Writers whose
+/// leftovers recovery sweeps by name choose theirs with [`Beside::create_at`].
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let write = WRITES.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{write}.tmp", std::process::id()))
 }
 
 impl Beside {

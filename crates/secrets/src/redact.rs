@@ -92,3 +92,22 @@ fn urls(line: &str) -> String {
     out.push_str(rest);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::patterns as redact;
+
+    #[test]
+    fn url_passwords_and_secret_values_are_blanked() {
+        assert_eq!(
+            redact("connecting to postgres://app:hunter2@db:5432/app failed"),
+            "connecting to postgres://app:[REDACTED]@db:5432/app failed"
+        );
+        assert_eq!(
+            redact("login password=hunter2 user=bob"),
+            "login password=[REDACTED] user=bob"
+        );
+        assert_eq!(redact("API_TOKEN: abc123"), "API_TOKEN: [REDACTED]");
+        assert_eq!(redact("plain line"), "plain line");
+    }
+}

@@ -1,7 +1,7 @@
 //! A small YAML layer that keeps source locations.
 //!
 //! `serde_yaml` forgets where a value came from, but every message `hooks` prints about a
-//! configuration file has to name `FILE:LINE:COLUMN`. This module turns text into a tree of
+//! configuration file has to name `FILE:LINE:COLUMN`. This crate turns text into a tree of
 //! [`Node`]s that remember the 1-based line and column of every key and value, keep tags
 //! (`!reset`, `!override`), resolve anchors, aliases and `<<` merge keys, and report duplicate
 //! keys as errors (YAML parsers usually keep the last one silently, which hides mistakes).

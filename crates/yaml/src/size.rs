@@ -16,10 +16,12 @@ pub fn parse(text: &str) -> Option<u64> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(unsigned.len());
     let (number, unit) = unsigned.split_at(split);
+    let unit = unit.trim_start();
+    // One `b` or `ib` after the multiple (`kb`, `KiB`), or alone: not `10bb` or `10kbib`.
     let unit = unit
-        .trim_start()
-        .trim_end_matches("ib")
-        .trim_end_matches('b');
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
     let factor: u64 = match unit {
         "" => 1,
         "k" => 1 << 10,
@@ -55,7 +57,6 @@ mod tests {
             ("1G", 1 << 30),
             (" 10MB ", 10 << 20),
             ("512KiB", 512 << 10),
-            ("10KBIB", 10 << 10),
             ("64m", 64 << 20),
             ("2 t", 2 << 40),
             ("1.5k", 1536),
@@ -72,7 +73,7 @@ mod tests {
     #[test]
     fn refusals() {
         for text in [
-            "", "m", "-1m", "1e5", "1x", "1.2.3k", "1 0k", "++1", ".", "k1",
+            "", "m", "-1m", "1e5", "1x", "1.2.3k", "1 0k", "++1", ".", "k1", "10bb", "10kbib",
         ] {
             assert_eq!(parse(text), None, "{text}");
         }

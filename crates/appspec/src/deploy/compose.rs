@@ -1,5 +1,5 @@
 //! `deploy.compose`: the compose files, project, profiles, image tarballs and health deadline
-//! of the ApplicationStart compose step (see `runtime::engine`).
+//! of the ApplicationStart compose step (which `hooks_runtime::engine` runs).
 
 use super::super::diag::{Diag, join};
 use super::super::suggest::did_you_mean;

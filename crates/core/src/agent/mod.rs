@@ -213,7 +213,7 @@ impl Agent {
         self.state.attempts += 1;
         self.state.bundle = Some(url.clone());
         self.save();
-        let started_at = crate::release::history::now();
+        let started_at = hooks_journal::now();
         eprintln!("hooks agent: deploying {url}");
         let options = DeployOptions {
             wait: Duration::ZERO,

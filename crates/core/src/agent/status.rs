@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::lifecycle::deploy::Outcome;
 use crate::release::Layout;
-use crate::release::history::{self, History};
+use crate::release::history::History;
 use hooks_bundle::publish::Pointer;
 
 /// Lines of the deployment log carried in the status object.
@@ -84,7 +84,9 @@ impl Status {
                 .as_ref()
                 .map(|r| r.started_at.clone())
                 .unwrap_or_else(|| started_at.to_owned()),
-            ended_at: record.and_then(|r| r.ended_at).unwrap_or_else(history::now),
+            ended_at: record
+                .and_then(|r| r.ended_at)
+                .unwrap_or_else(hooks_journal::now),
             host: hostname(),
             log_tail: tail(&layout.log_file(&id), LOG_TAIL),
             deployment_id: id,
@@ -93,7 +95,7 @@ impl Status {
 
     /// The status of a pointer that could not be used: no bundle, result `invalid`, exit 3.
     pub fn unusable(id: &str, pointer: &str, error: &str) -> Self {
-        let now = history::now();
+        let now = hooks_journal::now();
         Self {
             deployment_id: id.to_owned(),
             bundle: None,

@@ -105,14 +105,6 @@ impl DatabaseUrl {
         };
         Ok((url, text))
     }
-
-    /// The engine's name for file names and logs.
-    pub fn engine(&self) -> &'static str {
-        match self {
-            Self::Sqlite { .. } => "sqlite",
-            Self::Postgres { .. } => "postgres",
-        }
-    }
 }
 
 /// Name prefix of temporary password files, followed by the creating process's pid and `-`:

@@ -69,7 +69,7 @@ impl BuiltinContext {
         project: &str,
         log: &hooks_journal::log::DeploymentLog,
     ) {
-        let specs = hooks_runtime::engine::saved_specs(state_dir, project);
+        let specs = hooks_runtime::engine::recorded_specs(state_dir, project);
         let mut secrets = std::collections::BTreeMap::new();
         for spec in &specs {
             for (name, digest) in &spec.secret_digests {

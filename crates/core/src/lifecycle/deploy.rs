@@ -14,7 +14,7 @@
 mod download;
 mod finish;
 
-use crate::release::history::{self, Kind, Record};
+use crate::release::history::{Kind, Record};
 use crate::release::{DeployLock, History, Layout, retention, switch};
 use hooks_appspec::{self as appspec, LifecycleEvent};
 use hooks_bundle::BundleSource;
@@ -68,7 +68,7 @@ pub fn deploy(source: &dyn BundleSource, options: &DeployOptions) -> Outcome {
         bundle: source.describe(),
         user: current_user(),
         pid: std::process::id(),
-        started_at: history::now(),
+        started_at: hooks_journal::now(),
         target: None,
     };
     if let Err(e) = history.append(&started) {

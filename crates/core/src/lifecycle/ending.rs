@@ -48,7 +48,7 @@ impl Ending {
     pub fn record(self, id: &str) -> Record {
         Record::Finished {
             id: id.to_owned(),
-            ended_at: history::now(),
+            ended_at: hooks_journal::now(),
             result: self.result,
             digest: self.digest,
             failed_event: self.failed_event,

@@ -237,7 +237,6 @@ pub fn remove_installed(previous: &[PathBuf]) {
     }
 }
 
-/// Where a file is copied before it is renamed to `to`.
 /// `from`'s content and mode in `temp`, to be renamed over `to` (what `cp` keeps).
 fn copy_beside(from: &Path, to: &Path, temp: &Path) -> std::io::Result<durable::Beside> {
     let mode = std::fs::metadata(from)?.permissions().mode();
@@ -246,6 +245,8 @@ fn copy_beside(from: &Path, to: &Path, temp: &Path) -> std::io::Result<durable::
     Ok(beside)
 }
 
+/// Where a file is copied before it is renamed to `to`: hidden, and named so that recovery
+/// recognises what an interrupted Install left.
 fn temp_beside(to: &Path) -> PathBuf {
     to.with_file_name(format!(
         ".{}.hooks-tmp",

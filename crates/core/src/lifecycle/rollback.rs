@@ -105,7 +105,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
         bundle: format!("releases/{}", target.id),
         user: current_user(),
         pid: std::process::id(),
-        started_at: history::now(),
+        started_at: hooks_journal::now(),
         target: Some(target.id.clone()),
     });
     log.line(
@@ -163,7 +163,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                     if let Some(replaced) = &current {
                         let _ = history.append(&Record::MarkedBad {
                             id: replaced.clone(),
-                            at: history::now(),
+                            at: hooks_journal::now(),
                             reason: format!("replaced by rollback {id} to {}", target.id),
                         });
                         log.line(
@@ -193,7 +193,7 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
                     if !interrupted {
                         let _ = history.append(&Record::MarkedBad {
                             id: target.id.clone(),
-                            at: history::now(),
+                            at: hooks_journal::now(),
                             reason: format!("rollback {id} to it failed: {text}"),
                         });
                     }

@@ -454,7 +454,7 @@ fn ensure_started(history: &History, agent: &AgentEvent, archive: &Path) -> std:
         bundle: agent.bundle_description(archive),
         user: current_user(),
         pid: std::process::id(),
-        started_at: history::now(),
+        started_at: hooks_journal::now(),
         target: None,
     })
 }

@@ -5,7 +5,6 @@
 //! One place, so that the three entry points cannot drift apart in what a script sees or in
 //! where the log goes.
 
-use crate::release::history;
 use crate::release::{DeployLock, Layout};
 
 use super::activate::Activation;
@@ -23,7 +22,7 @@ pub const ENGINE_MARKER: &str = "HOOKS_ENGINE_PID";
 /// releases/` lists releases in the order they were deployed, and the lock serialises
 /// deployments of one root, so ids do not collide.
 pub fn new_deployment_id() -> String {
-    let stamp: String = history::now()
+    let stamp: String = hooks_journal::now()
         .chars()
         .filter(char::is_ascii_digit)
         .take(17)

@@ -60,7 +60,7 @@ impl Json {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut object = Map::new();
         object.insert("type".into(), kind.into());
-        object.insert("time".into(), crate::release::history::now().into());
+        object.insert("time".into(), hooks_journal::now().into());
         object.insert("deployment_id".into(), json!(state.id));
         if let Value::Object(fields) = fields {
             object.extend(fields);

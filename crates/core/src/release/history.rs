@@ -193,7 +193,7 @@ impl History {
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
-            .mode(super::layout::LOG_MODE)
+            .mode(hooks_journal::LOG_MODE)
             .read(true)
             .append(true)
             .open(&self.path)?;
@@ -316,7 +316,7 @@ impl History {
     pub fn append_ledger(&self, id: &str, ledger: super::ledger::Ledger) -> io::Result<()> {
         self.append(&Record::Ledger {
             id: id.to_owned(),
-            at: now(),
+            at: hooks_journal::now(),
             ledger,
         })
     }
@@ -335,9 +335,6 @@ impl History {
     }
 }
 
-/// Every record's timestamp comes from the journal, so the log and the history agree.
-pub use hooks_journal::now;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +348,7 @@ mod tests {
             bundle: "b".into(),
             user: "u".into(),
             pid: 1,
-            started_at: now(),
+            started_at: hooks_journal::now(),
             target: None,
         }
     }
@@ -359,7 +356,7 @@ mod tests {
     fn finished(id: &str, result: Result) -> Record {
         Record::Finished {
             id: id.into(),
-            ended_at: now(),
+            ended_at: hooks_journal::now(),
             result,
             digest: None,
             failed_event: None,
@@ -410,7 +407,7 @@ mod tests {
         history
             .append(&Record::MarkedBad {
                 id: "d-2".into(),
-                at: now(),
+                at: hooks_journal::now(),
                 reason: "test".into(),
             })
             .unwrap();

@@ -10,9 +10,6 @@ pub const DIR_MODE: u32 = 0o755;
 /// Mode of `logs/`: logs are for the deploy user and its group only.
 pub const LOGS_DIR_MODE: u32 = 0o750;
 
-/// Mode of every log and of the history: readable by the deploy user's group, not by others.
-pub use hooks_journal::LOG_MODE;
-
 /// The on-disk layout under `--root` (documented in the README; users rely on it).
 #[derive(Debug, Clone)]
 pub struct Layout {

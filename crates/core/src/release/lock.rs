@@ -57,7 +57,7 @@ impl Holder {
         Self {
             pid,
             deployment_id: deployment_id.to_owned(),
-            since: super::history::now(),
+            since: hooks_journal::now(),
             pid_start: process_start(pid),
             script_pgid: None,
             child_pgids: Vec::new(),

@@ -228,12 +228,6 @@ pub fn logs(
     Ok(())
 }
 
-/// The services as `up` last brought them up for `project`, from the state it keeps in
-/// `state_dir` (`<root>/compose/<project>.json`): image ids, config hashes, secret digests.
-pub fn saved_specs(state_dir: &std::path::Path, project: &str) -> Vec<ServiceSpec> {
-    state::load_state(state_dir, project)
-}
-
 /// The ApplicationStart step of `deploy.compose`: loads the release's compose files (merge
 /// order, relative to the release) and runs `up` with the previous deployment's specs kept in
 /// `state_dir`. Returns the project's name. The message of a failure is already redacted.

@@ -37,7 +37,7 @@ use bollard::models::{
 };
 
 use super::EngineError;
-use super::containers::{self, ProjectLabels, Ready};
+use super::containers::{self, ProjectLabels, Ready, short};
 use super::model::ServiceSpec;
 use super::mounts;
 use hooks_journal::log::DeploymentLog;
@@ -262,10 +262,6 @@ async fn ready(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub(super) async fn rollback(
     for line in reason.lines() {
         log.line(SCOPE, line);
     }
-    let previous = super::state::load_state(&options.state_dir, &project.name);
+    let previous = super::state::recorded_specs(&options.state_dir, &project.name);
     let mut current = super::containers::existing(docker, &project.name)
         .await
         .unwrap_or_default();

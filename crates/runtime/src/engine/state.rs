@@ -11,18 +11,13 @@ fn state_file(dir: &Path, project: &str) -> PathBuf {
     dir.join(format!("{project}.json"))
 }
 
-/// The specs `up` last saved for `project` in `dir` (empty when none were saved).
-pub(crate) fn load_state(dir: &Path, project: &str) -> Vec<ServiceSpec> {
+/// The service specs the last successful `up` of `project` recorded in `dir` (empty when it
+/// has none): what runs, as far as hooks knows, without the compose files.
+pub fn recorded_specs(dir: &Path, project: &str) -> Vec<ServiceSpec> {
     std::fs::read(state_file(dir, project))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
-}
-
-/// The service specs the last successful `up` of `project` recorded in `dir` (empty when it
-/// has none): what runs, as far as hooks knows, without the compose files.
-pub fn recorded_specs(dir: &Path, project: &str) -> Vec<ServiceSpec> {
-    load_state(dir, project)
 }
 
 /// Crash-safe: written beside, fsynced, renamed over.

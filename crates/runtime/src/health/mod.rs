@@ -5,12 +5,12 @@
 //! target was not healthy (the last error: refused, timed out, or the HTTP status with the
 //! start of the body), because "failed to become healthy" alone tells an operator nothing.
 
+mod error;
 mod logtail;
 mod target;
 mod wait;
 
-pub use logtail::{last_lines_redacted, redact};
+pub use error::WaitError;
+pub use logtail::last_lines_redacted;
 pub use target::Target;
-pub use wait::{
-    DEFAULT_INTERVAL, WaitError, WaitOptions, WaitSuccess, probe, wait_for, wait_for_observed,
-};
+pub use wait::{DEFAULT_INTERVAL, WaitOptions, WaitSuccess, probe, wait_for, wait_for_observed};

@@ -1,6 +1,6 @@
 //! What `wait-for` checks: an HTTP URL or a TCP `HOST:PORT`.
 
-use super::WaitError;
+use super::error::WaitError;
 use std::fmt;
 
 /// A health-check target.

@@ -1,6 +1,7 @@
 //! The retry loop of `wait-for` and one attempt per target kind.
 
 use super::Target;
+use super::error::WaitError;
 use std::error::Error as _;
 use std::io::{self, Read};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -49,33 +50,6 @@ pub struct WaitSuccess {
     pub elapsed: Duration,
     /// What answered: `HTTP 200` or `connected to ADDRESS`.
     pub answer: String,
-}
-
-/// Why [`wait_for`] (or [`Target::parse`]) failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum WaitError {
-    /// The target text is neither an http:// URL nor HOST:PORT.
-    #[error(
-        "invalid target `{input}`: {problem}; expected an http URL such as http://127.0.0.1:8080/health or HOST:PORT such as 127.0.0.1:5432"
-    )]
-    InvalidTarget {
-        /// The text as given.
-        input: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-    /// The deadline passed without a healthy answer.
-    #[error("{target} did not become healthy within {:.1}s ({attempts} attempts); last error: {last_error}", waited.as_secs_f64())]
-    DeadlinePassed {
-        /// The target, as displayed by [`Target`].
-        target: String,
-        /// How many attempts were made.
-        attempts: u32,
-        /// Time from the start to giving up.
-        waited: Duration,
-        /// The last attempt's error: refused, timed out, or `HTTP CODE: BODY...`.
-        last_error: String,
-    },
 }
 
 /// Retries the target until it answers (HTTP 2xx, or TCP connect) or `timeout` passes.

@@ -4,11 +4,11 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use super::process::describe;
 use crate::detached::DetachedError;
 use crate::health::Target;
 
@@ -205,4 +205,13 @@ pub enum RequestError {
         /// The supervisor's log, which says why.
         log: PathBuf,
     },
+}
+
+/// Describes an exit status the way an operator reads it.
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (_, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".to_owned(),
+    }
 }

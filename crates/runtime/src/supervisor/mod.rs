@@ -334,7 +334,7 @@ impl Supervisor {
             slot.log.lock().unwrap().write(
                 format!(
                     "[supervisor] {key} pid {pid} {}; restarting in {} ms (crash {})\n",
-                    process::describe(status),
+                    error::describe(status),
                     delay.as_millis(),
                     slot.crashes
                 )
@@ -403,7 +403,7 @@ impl Supervisor {
             Some(proc) => Ok(format!(
                 "{key}: pid {} {}",
                 proc.pid,
-                process::describe(proc.stop(slot.spec.stop_signal, slot.spec.drain))
+                error::describe(proc.stop(slot.spec.stop_signal, slot.spec.drain))
             )),
             None => Ok(format!("{key}: was not running")),
         }

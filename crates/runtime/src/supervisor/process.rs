@@ -65,15 +65,6 @@ impl Proc {
     }
 }
 
-/// Describes an exit status the way an operator reads it.
-pub fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (_, Some(signal)) => format!("killed by signal {signal}"),
-        _ => "ended".to_owned(),
-    }
-}
-
 /// Starts the instance's program in its release directory, with `listener` on fd 3,
 /// `LISTEN_FDS=1` and `LISTEN_PID` set to its own pid, in a process group of its own.
 /// `on_exit` runs on the watcher thread after the exit has been recorded.

@@ -167,7 +167,7 @@ impl SystemctlRunner for Systemctl {
             .map(|o| {
                 String::from_utf8_lossy(&o.stdout)
                     .lines()
-                    .map(health::redact)
+                    .map(hooks_secrets::redact::patterns)
                     .collect::<Vec<_>>()
                     .join("\n")
             })
