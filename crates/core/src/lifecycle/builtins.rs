@@ -168,6 +168,7 @@ pub fn for_event<'a>(
                     };
                     context.record(ledger, log);
                 })
+                .map_err(|e| e.to_string())
             }))
         }
         Step::Services
