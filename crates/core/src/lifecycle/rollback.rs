@@ -54,7 +54,12 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     };
     let target = match load_release(&layout, &target) {
         Ok(release) => release,
-        Err(error) => return Outcome::Invalid { id: None, error },
+        Err(error) => {
+            return Outcome::Invalid {
+                id: None,
+                error: error.to_string(),
+            };
+        }
     };
     let replaced = current
         .as_deref()

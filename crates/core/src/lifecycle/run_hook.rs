@@ -267,7 +267,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
                         .flatten()
                     {
                         Some(previous) => load_release(&layout, &previous)
-                            .map_err(|e| failure(event, e))
+                            .map_err(|e| failure(event, e.to_string()))
                             .and_then(|r| activation.event(event, &agent_view(r))),
                         None => {
                             log.line(
@@ -471,7 +471,7 @@ fn adopt(
 ) -> Result<Release, String> {
     let release_dir = layout.release_dir(id);
     if release_dir.is_dir() {
-        return load_release(layout, id);
+        return load_release(layout, id).map_err(|e| e.to_string());
     }
     let partial = layout.partial_dir(id);
     let _ = std::fs::remove_dir_all(&partial);
