@@ -160,7 +160,7 @@ pub struct OpenOptions<'a> {
     pub s3: s3::S3Options,
     /// How the object is verified. Called only for an `s3://` bundle, because making it reads
     /// the trusted key files, which must not fail the deployment of a local bundle.
-    pub verification: &'a dyn Fn() -> Result<s3::Verification, String>,
+    pub verification: &'a dyn Fn() -> Result<s3::Verification, s3::KeyFileError>,
 }
 
 /// Opens `--bundle`: an `s3://BUCKET/KEY[?versionId=V]` URL is an S3 object (see
@@ -171,7 +171,8 @@ pub fn open(
 ) -> Result<Box<dyn BundleSource>, BundleError> {
     match bundle.to_str() {
         Some(url) if url.starts_with("s3://") => {
-            let verification = (options.verification)().map_err(BundleError::Invalid)?;
+            let verification =
+                (options.verification)().map_err(|e| BundleError::Invalid(e.to_string()))?;
             s3::open_s3(url, options.s3.clone(), verification)
         }
         _ => open_local(bundle),

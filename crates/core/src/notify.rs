@@ -31,24 +31,44 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Longest one attempt may take (connect, send, answer).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why the signing key cannot be used; the text names the file, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key file could not be read (missing, permissions).
+    #[error(
+        "cannot read the signing key {}: {source}; create it on the server (mode 0600) or fix the path",
+        path.display()
+    )]
+    Unreadable {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// The read's error.
+        source: std::io::Error,
+    },
+    /// The key file holds nothing but line ends.
+    #[error(
+        "the signing key file {} is empty; put the shared secret in it",
+        path.display()
+    )]
+    Empty {
+        /// The key file.
+        path: std::path::PathBuf,
+    },
+}
+
 /// Reads the signing key: the file's bytes without a trailing newline, not empty. The error
 /// names the file, never its content.
-pub fn read_key(config: &NotifyConfig, shared_dir: &std::path::Path) -> Result<Vec<u8>, String> {
+pub fn read_key(config: &NotifyConfig, shared_dir: &std::path::Path) -> Result<Vec<u8>, KeyError> {
     let path = config.key_path(shared_dir);
-    let mut key = std::fs::read(&path).map_err(|e| {
-        format!(
-            "cannot read the signing key {}: {e}; create it on the server (mode 0600) or fix the path",
-            path.display()
-        )
-    })?;
+    let mut key = match std::fs::read(&path) {
+        Ok(key) => key,
+        Err(source) => return Err(KeyError::Unreadable { path, source }),
+    };
     while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         key.pop();
     }
     if key.is_empty() {
-        return Err(format!(
-            "the signing key file {} is empty; put the shared secret in it",
-            path.display()
-        ));
+        return Err(KeyError::Empty { path });
     }
     Ok(key)
 }

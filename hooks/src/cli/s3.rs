@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hooks_bundle::s3::{S3Options, TrustedKeys, Verification};
+use hooks_bundle::s3::{KeyFileError, S3Options, TrustedKeys, Verification};
 
 /// Connection settings shared by `deploy` (S3 bundles) and `publish`.
 #[derive(clap::Args, Debug, Clone)]
@@ -86,7 +86,7 @@ impl DeployS3Args {
     }
 
     /// `--trusted-key`, `--allow-unverified` and `--sha256` as a [`Verification`].
-    pub fn verification(&self) -> Result<Verification, String> {
+    pub fn verification(&self) -> Result<Verification, KeyFileError> {
         Ok(Verification {
             sha256: self.sha256.clone(),
             require_sha256: !self.allow_unverified,

@@ -13,7 +13,7 @@
 
 mod template;
 
-pub use template::{Template, safe_branch};
+pub use template::{Template, TemplateError, safe_branch};
 
 use regex::Regex;
 use serde_json::Value;

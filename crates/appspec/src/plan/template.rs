@@ -1,6 +1,39 @@
 //! `deploymentGroupName` templates: `$BRANCH` and `$PR_NUMBER` (also written `${BRANCH}`),
 //! checked when the appspec is read so a typo fails before any deployment.
 
+/// Why a `deploymentGroupName` cannot be read or filled in; the text names the variable and what
+/// to write instead, for the appspec reader to place at the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `${` with no `}` after it.
+    #[error("'${{' without a closing '}}' in '{text}'; write ${{BRANCH}} or ${{PR_NUMBER}}")]
+    Unclosed {
+        /// The whole template as written.
+        text: String,
+    },
+    /// A `$` followed by no variable name.
+    #[error("a lone '$' in '{text}'; only $BRANCH and $PR_NUMBER can be used")]
+    LoneDollar {
+        /// The whole template as written.
+        text: String,
+    },
+    /// A variable other than `BRANCH` and `PR_NUMBER`.
+    #[error(
+        "unknown variable ${name} in '{text}'; only $BRANCH and $PR_NUMBER exist (write ${{BRANCH}}_x when a name character follows)"
+    )]
+    UnknownVariable {
+        /// The variable's name, without the `$`.
+        name: String,
+        /// The whole template as written.
+        text: String,
+    },
+    /// The template uses `$PR_NUMBER` and the run is not for a pull request.
+    #[error(
+        "deploymentGroupName uses $PR_NUMBER but this run is not for a pull request; pass --pr N, or give pushed branches a key without $PR_NUMBER above this one"
+    )]
+    NoPullRequest,
+}
+
 /// A parsed `deploymentGroupName`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -16,7 +49,7 @@ enum Part {
 
 impl Template {
     /// Parses `text`; the error names the unknown variable and what to write instead.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -24,8 +57,8 @@ impl Template {
             literal.push_str(&rest[..at]);
             let after = &rest[at + 1..];
             let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
-                let end = braced.find('}').ok_or_else(|| {
-                    format!("'${{' without a closing '}}' in '{text}'; write ${{BRANCH}} or ${{PR_NUMBER}}")
+                let end = braced.find('}').ok_or_else(|| TemplateError::Unclosed {
+                    text: text.to_owned(),
                 })?;
                 (&braced[..end], end + 2)
             } else {
@@ -38,14 +71,15 @@ impl Template {
                 "BRANCH" => Part::Branch,
                 "PR_NUMBER" => Part::PrNumber,
                 "" => {
-                    return Err(format!(
-                        "a lone '$' in '{text}'; only $BRANCH and $PR_NUMBER can be used"
-                    ));
+                    return Err(TemplateError::LoneDollar {
+                        text: text.to_owned(),
+                    });
                 }
                 other => {
-                    return Err(format!(
-                        "unknown variable ${other} in '{text}'; only $BRANCH and $PR_NUMBER exist (write ${{BRANCH}}_x when a name character follows)"
-                    ));
+                    return Err(TemplateError::UnknownVariable {
+                        name: other.to_owned(),
+                        text: text.to_owned(),
+                    });
                 }
             };
             if !literal.is_empty() {
@@ -68,7 +102,11 @@ impl Template {
 
     /// Fills in every variable. `$PR_NUMBER` without a pull request is an error, not the
     /// text "undefined" the action would write.
-    pub fn render(&self, safe_branch: &str, pr_number: Option<u64>) -> Result<String, String> {
+    pub fn render(
+        &self,
+        safe_branch: &str,
+        pr_number: Option<u64>,
+    ) -> Result<String, TemplateError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -76,12 +114,7 @@ impl Template {
                 Part::Branch => out.push_str(safe_branch),
                 Part::PrNumber => match pr_number {
                     Some(n) => out.push_str(&n.to_string()),
-                    None => {
-                        return Err(
-                            "deploymentGroupName uses $PR_NUMBER but this run is not for a pull request; pass --pr N, or give pushed branches a key without $PR_NUMBER above this one"
-                                .to_owned(),
-                        );
-                    }
+                    None => return Err(TemplateError::NoPullRequest),
                 },
             }
         }

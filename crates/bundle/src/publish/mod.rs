@@ -8,7 +8,7 @@ mod upload;
 
 use std::path::PathBuf;
 
-pub use tarball::{Manifest, Tarball};
+pub use tarball::{Manifest, ManifestError, Tarball};
 
 use crate::s3::S3Options;
 use crate::s3::trust::SigningKeyFile;
@@ -118,11 +118,13 @@ pub fn publish(options: &PublishOptions) -> Result<Published, PublishError> {
         )));
     }
     let manifest = match &options.manifest {
-        Some(file) => Manifest::load(file).map_err(PublishError::Invalid)?,
+        Some(file) => Manifest::load(file).map_err(|e| PublishError::Invalid(e.to_string()))?,
         None => Manifest::default(),
     };
     let signer = match &options.signing_key {
-        Some(file) => Some(SigningKeyFile::load(file).map_err(PublishError::Invalid)?),
+        Some(file) => {
+            Some(SigningKeyFile::load(file).map_err(|e| PublishError::Invalid(e.to_string()))?)
+        }
         None => None,
     };
     let file = tempfile::NamedTempFile::new()

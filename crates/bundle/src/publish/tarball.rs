@@ -12,6 +12,46 @@ use sha2::{Digest, Sha256};
 /// Modification time of every entry: 2000-01-01T00:00:00Z, or `SOURCE_DATE_EPOCH` when set.
 const FIXED_MTIME: u64 = 946_684_800;
 
+/// Why a manifest could not be used; the text names the file and, where known, the line and
+/// column or the bad glob.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("{}: cannot read the manifest: {source}", file.display())]
+    Unreadable {
+        /// The manifest file.
+        file: PathBuf,
+        /// The read's error.
+        source: io::Error,
+    },
+    /// The file is not YAML with `include:` and `exclude:` lists.
+    #[error(
+        "{}{}: {source}; expected `include:` and `exclude:` lists of globs",
+        file.display(),
+        at.map(|(line, column)| format!(":{line}:{column}")).unwrap_or_default()
+    )]
+    Malformed {
+        /// The manifest file.
+        file: PathBuf,
+        /// Line and column of the problem, when the parser knows them.
+        at: Option<(usize, usize)>,
+        /// The parser's error.
+        source: serde_yaml::Error,
+    },
+    /// An `include:` or `exclude:` entry is not a glob.
+    #[error("{}: {key}: '{glob}' is not a valid glob: {source}", file.display())]
+    BadGlob {
+        /// The manifest file.
+        file: PathBuf,
+        /// `include` or `exclude`.
+        key: &'static str,
+        /// The entry as written.
+        glob: String,
+        /// What is wrong with it.
+        source: glob::PatternError,
+    },
+}
+
 /// Which files go in the bundle: a YAML file with `include:` and `exclude:` lists of globs,
 /// relative to the bundle directory (`*` stays within a path component, `**` crosses them).
 /// Without a manifest everything but `.git` is shipped.
@@ -41,25 +81,26 @@ impl Default for Manifest {
 
 impl Manifest {
     /// Reads a manifest; errors name the file, the line and column or the bad glob.
-    pub fn load(file: &Path) -> Result<Self, String> {
-        let text = fs::read_to_string(file)
-            .map_err(|e| format!("{}: cannot read the manifest: {e}", file.display()))?;
-        let parsed: ManifestFile = serde_yaml::from_str(&text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
-                .unwrap_or_default();
-            format!(
-                "{}{at}: {e}; expected `include:` and `exclude:` lists of globs",
-                file.display()
-            )
+    pub fn load(file: &Path) -> Result<Self, ManifestError> {
+        let text = fs::read_to_string(file).map_err(|source| ManifestError::Unreadable {
+            file: file.to_path_buf(),
+            source,
         })?;
-        let compile = |key: &str, globs: &[String]| {
+        let parsed: ManifestFile =
+            serde_yaml::from_str(&text).map_err(|source| ManifestError::Malformed {
+                file: file.to_path_buf(),
+                at: source.location().map(|l| (l.line(), l.column())),
+                source,
+            })?;
+        let compile = |key: &'static str, globs: &[String]| {
             globs
                 .iter()
                 .map(|g| {
-                    Pattern::new(g.trim_end_matches('/')).map_err(|e| {
-                        format!("{}: {key}: '{g}' is not a valid glob: {e}", file.display())
+                    Pattern::new(g.trim_end_matches('/')).map_err(|source| ManifestError::BadGlob {
+                        file: file.to_path_buf(),
+                        key,
+                        glob: g.clone(),
+                        source,
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()

@@ -21,7 +21,81 @@ use std::time::Duration;
 
 use super::{BundleError, BundleSource, UnpackOptions, UnpackReport};
 
-pub use trust::{SHA256_METADATA, SIGNATURE_METADATA, TrustedKeys};
+pub use trust::{KeyFileError, SHA256_METADATA, SIGNATURE_METADATA, TrustedKeys};
+
+/// Why a text is not an `s3://BUCKET/KEY[?versionId=V]` URL; the text says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum S3UrlError {
+    /// The text does not start with `s3://`.
+    #[error("'{url}' is not an S3 URL; {EXPECTED_URL}")]
+    NotS3 {
+        /// The text as given.
+        url: String,
+    },
+    /// No `/` after the bucket.
+    #[error("'{url}' has no object key; {EXPECTED_URL}")]
+    NoKey {
+        /// The URL as given.
+        url: String,
+    },
+    /// The bucket or the key is empty.
+    #[error("'{url}' has an empty bucket or key; {EXPECTED_URL}")]
+    Empty {
+        /// The URL as given.
+        url: String,
+    },
+    /// A query other than one `versionId=V`.
+    #[error("'{url}': unknown query '{query}'; {EXPECTED_URL}")]
+    UnknownQuery {
+        /// The URL as given.
+        url: String,
+        /// The text after `?`.
+        query: String,
+    },
+}
+
+/// The forms an S3 bundle URL may take, quoted by every [`S3UrlError`].
+const EXPECTED_URL: &str = "expected s3://BUCKET/KEY or s3://BUCKET/KEY?versionId=VERSION";
+
+/// Why [`upload_file`] did not store the file.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The destination is not an `s3://` URL.
+    #[error("{url} is not an s3:// URL")]
+    NotS3 {
+        /// The destination as given.
+        url: String,
+    },
+    /// The file's path ends without a name (`/`, `..`).
+    #[error("{} has no file name", file.display())]
+    NoFileName {
+        /// The path given.
+        file: PathBuf,
+    },
+    /// The client's runtime could not be started.
+    #[error("cannot start the S3 client: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The local file could not be opened for the upload.
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        /// The file being uploaded.
+        file: PathBuf,
+        /// The SDK's error.
+        source: aws_sdk_s3::primitives::ByteStreamError,
+    },
+    /// S3 refused the upload or could not be reached, after the client's retries.
+    #[error("uploading {} to s3://{bucket}/{key} failed: {reason}", file.display())]
+    Put {
+        /// The file being uploaded.
+        file: PathBuf,
+        /// The destination bucket.
+        bucket: String,
+        /// The destination key.
+        key: String,
+        /// The SDK's error with its causes, as one line.
+        reason: String,
+    },
+}
 
 /// Where an S3 bundle is: bucket, key and an optional pinned version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,26 +110,32 @@ pub struct S3Location {
 
 impl S3Location {
     /// Parses `s3://BUCKET/KEY[?versionId=V]`. The error says what was expected.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let expected = "expected s3://BUCKET/KEY or s3://BUCKET/KEY?versionId=VERSION";
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("'{url}' is not an S3 URL; {expected}"))?;
+    pub fn parse(url: &str) -> Result<Self, S3UrlError> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| S3UrlError::NotS3 {
+            url: url.to_owned(),
+        })?;
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
         };
-        let (bucket, key) = path
-            .split_once('/')
-            .ok_or_else(|| format!("'{url}' has no object key; {expected}"))?;
+        let (bucket, key) = path.split_once('/').ok_or_else(|| S3UrlError::NoKey {
+            url: url.to_owned(),
+        })?;
         if bucket.is_empty() || key.is_empty() {
-            return Err(format!("'{url}' has an empty bucket or key; {expected}"));
+            return Err(S3UrlError::Empty {
+                url: url.to_owned(),
+            });
         }
         let version = match query {
             None => None,
             Some(q) => match q.strip_prefix("versionId=") {
                 Some(v) if !v.is_empty() && !v.contains('&') => Some(v.to_owned()),
-                _ => return Err(format!("'{url}': unknown query '{q}'; {expected}")),
+                _ => {
+                    return Err(S3UrlError::UnknownQuery {
+                        url: url.to_owned(),
+                        query: q.to_owned(),
+                    });
+                }
             },
         };
         Ok(Self {
@@ -210,7 +290,7 @@ pub fn open_s3(
     options: S3Options,
     verification: Verification,
 ) -> Result<Box<dyn BundleSource>, BundleError> {
-    let location = S3Location::parse(url).map_err(BundleError::Invalid)?;
+    let location = S3Location::parse(url).map_err(|e| BundleError::Invalid(e.to_string()))?;
     if let Some(sha) = &verification.sha256
         && !trust::is_sha256_hex(sha)
     {
@@ -303,14 +383,22 @@ impl BundleSource for S3Source {
 /// Copies a local file to `s3://BUCKET/PREFIX/<file name>` (database backups, kept off the
 /// server). Returns the object's URL. Uses the same client, credentials and timeouts as bundle
 /// downloads; the endpoint comes from `options` or `AWS_ENDPOINT_URL`.
-pub fn upload_file(prefix_url: &str, file: &Path, options: &S3Options) -> Result<String, String> {
+pub fn upload_file(
+    prefix_url: &str,
+    file: &Path,
+    options: &S3Options,
+) -> Result<String, UploadError> {
     let rest = prefix_url
         .strip_prefix("s3://")
-        .ok_or_else(|| format!("{prefix_url} is not an s3:// URL"))?;
+        .ok_or_else(|| UploadError::NotS3 {
+            url: prefix_url.to_owned(),
+        })?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let name = file
         .file_name()
-        .ok_or_else(|| format!("{} has no file name", file.display()))?
+        .ok_or_else(|| UploadError::NoFileName {
+            file: file.to_path_buf(),
+        })?
         .to_string_lossy();
     let key = if prefix.is_empty() || prefix.ends_with('/') {
         format!("{prefix}{name}")
@@ -320,12 +408,15 @@ pub fn upload_file(prefix_url: &str, file: &Path, options: &S3Options) -> Result
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the S3 client: {e}"))?;
+        .map_err(UploadError::Runtime)?;
     runtime.block_on(async {
         let client = client::build(options).await;
         let body = aws_sdk_s3::primitives::ByteStream::from_path(file)
             .await
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            .map_err(|source| UploadError::Read {
+                file: file.to_path_buf(),
+                source,
+            })?;
         client
             .put_object()
             .bucket(bucket)
@@ -333,12 +424,11 @@ pub fn upload_file(prefix_url: &str, file: &Path, options: &S3Options) -> Result
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "uploading {} to s3://{bucket}/{key} failed: {}",
-                    file.display(),
-                    describe_error(&e)
-                )
+            .map_err(|e| UploadError::Put {
+                file: file.to_path_buf(),
+                bucket: bucket.to_owned(),
+                key: key.clone(),
+                reason: describe_error(&e),
             })?;
         Ok(format!("s3://{bucket}/{key}"))
     })
@@ -369,7 +459,7 @@ mod tests {
             "http://b/k",
             "s3://b/k?version=1",
         ] {
-            let error = S3Location::parse(bad).unwrap_err();
+            let error = S3Location::parse(bad).unwrap_err().to_string();
             assert!(error.contains("expected s3://BUCKET/KEY"), "{bad}: {error}");
         }
     }

@@ -22,6 +22,40 @@ pub enum Read {
     Missing,
 }
 
+/// Why an agent's S3 call failed; the text names the object and the SDK's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The client's runtime could not be started.
+    #[error("cannot start the S3 runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The pointer's GET answered, but its body broke off.
+    #[error("{url}: reading the pointer: {source}")]
+    Body {
+        /// The pointer's URL.
+        url: String,
+        /// The SDK's error.
+        source: aws_sdk_s3::primitives::ByteStreamError,
+    },
+    /// The pointer's GET failed (S3 unreachable, refused, or an error answer).
+    #[error("{url}: cannot read the pointer: {reason}")]
+    Get {
+        /// The pointer's URL.
+        url: String,
+        /// The SDK's error with its causes, as one line.
+        reason: String,
+    },
+    /// A status object's PUT failed.
+    #[error("cannot write s3://{bucket}/{key}: {reason}")]
+    Put {
+        /// The bucket written to.
+        bucket: String,
+        /// The key written.
+        key: String,
+        /// The SDK's error with its causes, as one line.
+        reason: String,
+    },
+}
+
 /// An S3 client with its own small runtime.
 pub struct Remote {
     runtime: tokio::runtime::Runtime,
@@ -30,17 +64,17 @@ pub struct Remote {
 
 impl Remote {
     /// Builds the client from the default credential chain and `options`.
-    pub fn new(options: &S3Options) -> Result<Self, String> {
+    pub fn new(options: &S3Options) -> Result<Self, RemoteError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the S3 runtime: {e}"))?;
+            .map_err(RemoteError::Runtime)?;
         let client = runtime.block_on(super::client::build(options));
         Ok(Self { runtime, client })
     }
 
     /// GETs the pointer; with `etag`, only when it changed.
-    pub fn read(&self, at: &S3Location, etag: Option<&str>) -> Result<Read, String> {
+    pub fn read(&self, at: &S3Location, etag: Option<&str>) -> Result<Read, RemoteError> {
         let mut get = self.client.get_object().bucket(&at.bucket).key(&at.key);
         if let Some(etag) = etag {
             get = get.if_none_match(etag);
@@ -53,7 +87,10 @@ impl Remote {
                         .body
                         .collect()
                         .await
-                        .map_err(|e| format!("{}: reading the pointer: {e}", at.url()))?;
+                        .map_err(|source| RemoteError::Body {
+                            url: at.url(),
+                            source,
+                        })?;
                     Ok(Read::Object {
                         etag,
                         body: body.into_bytes().to_vec(),
@@ -63,17 +100,16 @@ impl Remote {
                     Ok(Read::Unchanged)
                 }
                 Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(Read::Missing),
-                Err(e) => Err(format!(
-                    "{}: cannot read the pointer: {}",
-                    at.url(),
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                )),
+                Err(e) => Err(RemoteError::Get {
+                    url: at.url(),
+                    reason: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+                }),
             }
         })
     }
 
     /// PUTs a JSON status object to `s3://bucket/key`.
-    pub fn put_json(&self, bucket: &str, key: &str, json: &str) -> Result<(), String> {
+    pub fn put_json(&self, bucket: &str, key: &str, json: &str) -> Result<(), RemoteError> {
         let put = self
             .client
             .put_object()
@@ -81,11 +117,13 @@ impl Remote {
             .key(key)
             .content_type("application/json")
             .body(ByteStream::from(json.as_bytes().to_vec()));
-        self.runtime.block_on(put.send()).map(|_| ()).map_err(|e| {
-            format!(
-                "cannot write s3://{bucket}/{key}: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            )
-        })
+        self.runtime
+            .block_on(put.send())
+            .map(|_| ())
+            .map_err(|e| RemoteError::Put {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                reason: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+            })
     }
 }

@@ -18,6 +18,41 @@ pub const SHA256_METADATA: &str = "sha256";
 /// Object metadata key holding the ed25519 signature of the digest (hex).
 pub const SIGNATURE_METADATA: &str = "ed25519";
 
+/// Why a key file could not be used; the text names the file and how to make a good one, and
+/// never quotes the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file could not be read.
+    #[error("{}: cannot read the key: {source}", file.display())]
+    Unreadable {
+        /// The key file.
+        file: PathBuf,
+        /// The read's error.
+        source: std::io::Error,
+    },
+    /// A `--trusted-key` file that holds no PEM ed25519 public key.
+    #[error(
+        "{}: not an ed25519 public key in PEM ({source}); make one with `openssl pkey -in signing.pem -pubout -out trusted.pub`",
+        file.display()
+    )]
+    NotPublicKey {
+        /// The key file.
+        file: PathBuf,
+        /// What the PEM/SPKI decoder found wrong.
+        source: ed25519_dalek::pkcs8::spki::Error,
+    },
+    /// A `--signing-key` file that holds no PKCS#8 PEM ed25519 private key.
+    #[error(
+        "{}: not an ed25519 private key in PKCS#8 PEM; make one with `openssl genpkey -algorithm ed25519 -out {}`",
+        file.display(),
+        file.display()
+    )]
+    NotPrivateKey {
+        /// The key file.
+        file: PathBuf,
+    },
+}
+
 /// Public keys a deployment accepts signatures from (`--trusted-key FILE`, repeatable).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
@@ -26,16 +61,15 @@ pub struct TrustedKeys {
 
 impl TrustedKeys {
     /// Reads each PEM public key file; the error names the file and what it should hold.
-    pub fn load(files: &[PathBuf]) -> Result<Self, String> {
+    pub fn load(files: &[PathBuf]) -> Result<Self, KeyFileError> {
         let mut keys = Vec::new();
         for file in files {
             let text = read_key_file(file)?;
-            let key = VerifyingKey::from_public_key_pem(&text).map_err(|e| {
-                format!(
-                    "{}: not an ed25519 public key in PEM ({e}); make one with `openssl pkey \
-                     -in signing.pem -pubout -out trusted.pub`",
-                    file.display()
-                )
+            let key = VerifyingKey::from_public_key_pem(&text).map_err(|source| {
+                KeyFileError::NotPublicKey {
+                    file: file.clone(),
+                    source,
+                }
             })?;
             keys.push((file.clone(), key));
         }
@@ -65,15 +99,10 @@ pub struct SigningKeyFile {
 impl SigningKeyFile {
     /// Reads a PKCS#8 PEM ed25519 private key (what `openssl genpkey -algorithm ed25519`
     /// writes). The error never quotes the file's content.
-    pub fn load(file: &Path) -> Result<Self, String> {
+    pub fn load(file: &Path) -> Result<Self, KeyFileError> {
         let text = read_key_file(file)?;
-        let key = SigningKey::from_pkcs8_pem(&text).map_err(|_| {
-            format!(
-                "{}: not an ed25519 private key in PKCS#8 PEM; make one with `openssl genpkey \
-                 -algorithm ed25519 -out {}`",
-                file.display(),
-                file.display()
-            )
+        let key = SigningKey::from_pkcs8_pem(&text).map_err(|_| KeyFileError::NotPrivateKey {
+            file: file.to_path_buf(),
         })?;
         Ok(Self { key })
     }
@@ -84,9 +113,11 @@ impl SigningKeyFile {
     }
 }
 
-fn read_key_file(file: &Path) -> Result<String, String> {
-    std::fs::read_to_string(file)
-        .map_err(|e| format!("{}: cannot read the key: {e}", file.display()))
+fn read_key_file(file: &Path) -> Result<String, KeyFileError> {
+    std::fs::read_to_string(file).map_err(|source| KeyFileError::Unreadable {
+        file: file.to_path_buf(),
+        source,
+    })
 }
 
 fn message(sha256: &str) -> Vec<u8> {

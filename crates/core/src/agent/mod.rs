@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use crate::lifecycle::deploy::{self, DeployOptions, Outcome};
 use hooks_bundle::publish::Pointer;
-use hooks_bundle::s3::{S3Location, S3Options, Verification};
+use hooks_bundle::s3::{S3Location, S3Options, S3UrlError, Verification};
 
-use hooks_bundle::s3::remote::{Read, Remote};
-use state::{Phase, State};
+use hooks_bundle::s3::remote::{Read, Remote, RemoteError};
+use state::{Phase, State, StateError};
 
 /// What `hooks agent` was asked to do.
 pub struct AgentOptions {
@@ -64,6 +64,55 @@ impl Tick {
     }
 }
 
+/// Why the agent could not start; the text says which setting or file is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// `--pointer` is not an `s3://BUCKET/KEY` URL.
+    #[error("--pointer: {0}")]
+    Pointer(#[source] S3UrlError),
+    /// The state file could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The S3 client could not be built.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+/// Why a pointer object cannot be deployed; it is not retried until the pointer changes.
+#[derive(Debug, thiserror::Error)]
+pub enum PointerError {
+    /// The body is not the JSON `hooks publish --group` writes.
+    #[error(
+        "{url}:{}:{}: not a pointer ({source}); expected JSON with \"key\" and \"sha256\" as `hooks publish --group` writes it",
+        source.line(),
+        source.column()
+    )]
+    NotJson {
+        /// The pointer's URL.
+        url: String,
+        /// The JSON error, with its line and column.
+        source: serde_json::Error,
+    },
+    /// The named key is empty or absolute.
+    #[error(
+        "{url}: key '{key}' is not an object key in the bucket; publish again with `hooks publish --group`"
+    )]
+    BadKey {
+        /// The pointer's URL.
+        url: String,
+        /// The key the pointer names.
+        key: String,
+    },
+    /// The bundle the pointer names cannot be opened (bad URL, key file unreadable).
+    #[error("{url}: {source}")]
+    Bundle {
+        /// The pointer's URL.
+        url: String,
+        /// Why the bundle could not be opened.
+        source: hooks_bundle::BundleError,
+    },
+}
+
 /// The agent: its pointer, S3 client and state.
 pub struct Agent {
     options: AgentOptions,
@@ -79,8 +128,8 @@ pub struct Agent {
 
 impl Agent {
     /// Checks the pointer URL, reads the state and builds the S3 client.
-    pub fn new(options: AgentOptions) -> Result<Self, String> {
-        let at = S3Location::parse(&options.pointer).map_err(|e| format!("--pointer: {e}"))?;
+    pub fn new(options: AgentOptions) -> Result<Self, AgentError> {
+        let at = S3Location::parse(&options.pointer).map_err(AgentError::Pointer)?;
         let group_prefix = match at.key.rfind('/') {
             Some(i) => at.key[..=i].to_owned(),
             None => String::new(),
@@ -142,6 +191,7 @@ impl Agent {
             Ok(Read::Missing) => return Tick::Idle,
             Ok(Read::Object { etag, body }) => (etag, body),
             Err(error) => {
+                let error = error.to_string();
                 if self.last_error.as_ref() != Some(&error) {
                     tracing::warn!("hooks agent: {error}; trying again every tick");
                     self.last_error = Some(error);
@@ -181,7 +231,8 @@ impl Agent {
         self.deploy(pointer)
     }
 
-    fn bad_pointer(&mut self, error: String) -> Tick {
+    fn bad_pointer(&mut self, error: PointerError) -> Tick {
+        let error = error.to_string();
         tracing::error!("hooks agent: {error}; not retried until the pointer changes");
         self.state.phase = Some(Phase::Unusable);
         let id = deploy::new_deployment_id();
@@ -206,7 +257,12 @@ impl Agent {
         };
         let source = match hooks_bundle::open(std::path::Path::new(&url), &open) {
             Ok(source) => source,
-            Err(error) => return self.bad_pointer(format!("{}: {error}", self.options.pointer)),
+            Err(source) => {
+                return self.bad_pointer(PointerError::Bundle {
+                    url: self.options.pointer.clone(),
+                    source,
+                });
+            }
         };
         let previous = self.state.clone();
         self.state.phase = Some(Phase::Deploying);
@@ -275,21 +331,17 @@ impl Agent {
 }
 
 /// Reads a pointer body written by `hooks publish --group`.
-fn parse_pointer(url: &str, body: &[u8]) -> Result<Pointer, String> {
-    let pointer: Pointer = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "{url}:{}:{}: not a pointer ({e}); expected JSON with \"key\" and \"sha256\" as \
-             `hooks publish --group` writes it",
-            e.line(),
-            e.column()
-        )
-    })?;
+fn parse_pointer(url: &str, body: &[u8]) -> Result<Pointer, PointerError> {
+    let pointer: Pointer =
+        serde_json::from_slice(body).map_err(|source| PointerError::NotJson {
+            url: url.to_owned(),
+            source,
+        })?;
     if pointer.key.is_empty() || pointer.key.starts_with('/') {
-        return Err(format!(
-            "{url}: key '{}' is not an object key in the bucket; publish again with `hooks \
-             publish --group`",
-            pointer.key
-        ));
+        return Err(PointerError::BadKey {
+            url: url.to_owned(),
+            key: pointer.key,
+        });
     }
     Ok(pointer)
 }

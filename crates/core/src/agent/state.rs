@@ -5,6 +5,43 @@
 use hooks_journal::durable::{self, Durability, Mode};
 use std::path::{Path, PathBuf};
 
+/// Why the state file could not be read or written; the text names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file exists but is not a state file; guessing could deploy a pointer twice.
+    #[error(
+        "{}:{}:{}: not an agent state file ({source}); move it aside to start afresh",
+        path.display(),
+        source.line(),
+        source.column()
+    )]
+    Damaged {
+        /// The state file.
+        path: PathBuf,
+        /// The JSON error, with its line and column.
+        source: serde_json::Error,
+    },
+    /// The file could not be read (other than not existing).
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The state file.
+        path: PathBuf,
+        /// The read's error.
+        source: std::io::Error,
+    },
+    /// The state could not be written; the old state, if any, is still in place.
+    #[error("cannot write {}: {source}", path.display())]
+    Unwritable {
+        /// The state file.
+        path: PathBuf,
+        /// The write's error.
+        source: std::io::Error,
+    },
+    /// The state could not be encoded as JSON.
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+}
+
 /// Where a pointer's handling stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,30 +81,27 @@ impl State {
 
     /// Reads the state; a missing file is a fresh agent. A damaged file is an error naming
     /// it, since guessing could deploy a pointer twice.
-    pub fn load(root: &Path) -> Result<Self, String> {
+    pub fn load(root: &Path) -> Result<Self, StateError> {
         let path = Self::path(root);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!(
-                    "{}:{}:{}: not an agent state file ({e}); move it aside to start afresh",
-                    path.display(),
-                    e.line(),
-                    e.column()
-                )
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StateError::Damaged { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => Err(StateError::Unreadable { path, source }),
         }
     }
 
     /// Writes beside, fsyncs, renames and fsyncs the directory: a crash leaves the old state
     /// or the new one, never half of one.
-    pub fn save(&self, root: &Path) -> Result<(), String> {
+    pub fn save(&self, root: &Path) -> Result<(), StateError> {
         let path = Self::path(root);
         let dir = path.parent().unwrap_or(root);
-        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        let fail = |source: std::io::Error| StateError::Unwritable {
+            path: path.clone(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(fail)?;
-        let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(self)?;
         durable::write(&path, &json, Mode::Create(0o666), Durability::FileAndDir).map_err(fail)
     }
 }
@@ -90,7 +124,7 @@ mod tests {
         let back = State::load(dir.path()).unwrap();
         assert_eq!(back.phase, Some(Phase::Deploying));
         std::fs::write(State::path(dir.path()), "{").unwrap();
-        let error = State::load(dir.path()).unwrap_err();
+        let error = State::load(dir.path()).unwrap_err().to_string();
         assert!(error.contains("state.json:1:"), "{error}");
     }
 }

@@ -14,6 +14,67 @@ use hooks_journal::log::DeploymentLog;
 use super::backup;
 use super::url::DatabaseUrl;
 
+/// Why the migrate step (or its read-only question to the migrator) failed; the text says
+/// whether the database changed and what to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The migrator could not be started for `info`.
+    #[error("cannot run the migrator {}: {source}; check deploy.migrate.migrator", migrator.display())]
+    Unstartable {
+        /// `deploy.migrate.migrator`, as the appspec gives it.
+        migrator: PathBuf,
+        /// The spawn's error.
+        source: std::io::Error,
+    },
+    /// `migrator info` exited with a failure.
+    #[error("`migrator info` failed ({status}): {stderr}")]
+    InfoFailed {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Its standard error, trimmed, without the database URL or password.
+        stderr: String,
+    },
+    /// `migrator info --json` printed something other than its JSON report.
+    #[error("`migrator info --json` printed something else: {0}")]
+    InfoNotJson(#[source] serde_json::Error),
+    /// The report's `status` is none this step knows.
+    #[error("`migrator info --json` gave an unknown status {0:?}")]
+    UnknownStatus(Option<String>),
+    /// The database URL file could not be read.
+    #[error(transparent)]
+    Url(#[from] super::url::UrlError),
+    /// The migrator refuses the release's migration set; the text lists them.
+    #[error("{0}")]
+    Refused(String),
+    /// The backup before migrating failed; nothing was migrated.
+    #[error("backup before migrating failed, so nothing was migrated: {0}")]
+    Backup(#[source] backup::BackupError),
+    /// The backup could not be copied to `deploy.migrate.backup_upload`; nothing was migrated.
+    #[error("copying the backup off the server failed, so nothing was migrated: {0}")]
+    Upload(#[source] hooks_bundle::s3::UploadError),
+    /// `migrator run` could not be started.
+    #[error("cannot run the migrator: {0}")]
+    RunUnstartable(#[source] std::io::Error),
+    /// Waiting for `migrator run` failed.
+    #[error("waiting for the migrator: {0}")]
+    Wait(#[source] std::io::Error),
+    /// `migrator run` refused the set (exit 3).
+    #[error(
+        "the migrator refused the migration set (exit 3); the database is unchanged; see its message above"
+    )]
+    RunRefused,
+    /// `migrator run` could not take the migration lock (exit 4).
+    #[error(
+        "the migrator could not take the migration lock in time (exit 4); another migrator holds it (named above); the database is unchanged"
+    )]
+    Locked,
+    /// `migrator run` failed otherwise; each migration commits with its bookkeeping or not.
+    #[error(
+        "the migrator failed ({0}); the database is unchanged (each migration commits with its bookkeeping row or not at all); see its output above"
+    )]
+    RunFailed(std::process::ExitStatus),
+}
+
 /// Where the step finds things on this server.
 pub struct MigrateContext<'a> {
     /// The appspec's `deploy.migrate`: URL file, backup policy, timeouts.
@@ -63,32 +124,30 @@ impl MigrateContext<'_> {
 
     /// `migrator info --json`: every migration of the release's set and of the database, read
     /// only. The report never holds the URL.
-    pub fn info(&self) -> Result<serde_json::Value, String> {
+    pub fn info(&self) -> Result<serde_json::Value, MigrateError> {
         let mut command = Command::new(self.migrator());
         command
             .current_dir(self.workdir)
             .arg("--database-url-file")
             .arg(self.url_file())
             .args(["info", "--json"]);
-        let output = super::output_tracked(&mut command, self.track).map_err(|e| {
-            format!(
-                "cannot run the migrator {}: {e}; check deploy.migrate.migrator",
-                self.config.migrator.display()
-            )
+        let output = super::output_tracked(&mut command, self.track).map_err(|source| {
+            MigrateError::Unstartable {
+                migrator: self.config.migrator.clone(),
+                source,
+            }
         })?;
         if !output.status.success() {
-            return Err(format!(
-                "`migrator info` failed ({}): {}",
-                output.status,
-                self.without_url(String::from_utf8_lossy(&output.stderr).trim())
-            ));
+            return Err(MigrateError::InfoFailed {
+                status: output.status,
+                stderr: self.without_url(String::from_utf8_lossy(&output.stderr).trim()),
+            });
         }
-        serde_json::from_slice(&output.stdout)
-            .map_err(|e| format!("`migrator info --json` printed something else: {e}"))
+        serde_json::from_slice(&output.stdout).map_err(MigrateError::InfoNotJson)
     }
 
     /// Asks the migrator what it would do, without changing anything.
-    pub fn pending(&self) -> Result<Pending, String> {
+    pub fn pending(&self) -> Result<Pending, MigrateError> {
         let report = self.info()?;
         let count = |key: &str| report["counts"][key].as_u64().unwrap_or(0) as usize;
         match report["status"].as_str() {
@@ -117,9 +176,7 @@ impl MigrateContext<'_> {
                     refused.join(", ")
                 )))
             }
-            other => Err(format!(
-                "`migrator info --json` gave an unknown status {other:?}"
-            )),
+            other => Err(MigrateError::UnknownStatus(other.map(str::to_owned))),
         }
     }
 
@@ -142,7 +199,7 @@ impl MigrateContext<'_> {
     }
 
     /// Backup (when migrations are pending) then `migrator run`, all output into the log.
-    pub fn run(&self, log: &DeploymentLog) -> Result<(), String> {
+    pub fn run(&self, log: &DeploymentLog) -> Result<(), MigrateError> {
         self.run_recorded(log, |_| {})
     }
 
@@ -153,7 +210,7 @@ impl MigrateContext<'_> {
         &self,
         log: &DeploymentLog,
         record: impl FnOnce(Migrations),
-    ) -> Result<(), String> {
+    ) -> Result<(), MigrateError> {
         let scope = "AfterInstall migrate";
         let before = match self.info() {
             Ok(report) => report,
@@ -205,10 +262,10 @@ impl MigrateContext<'_> {
         &self,
         log: &DeploymentLog,
         backup_taken: Option<&mut Option<PathBuf>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), MigrateError> {
         let scope = "AfterInstall migrate";
         let url_file = self.url_file();
-        let (url, raw) = DatabaseUrl::read(&url_file, self.workdir).map_err(|e| e.to_string())?;
+        let (url, raw) = DatabaseUrl::read(&url_file, self.workdir)?;
         log.add_secret(&raw);
         if let DatabaseUrl::Postgres {
             password: Some(password),
@@ -222,7 +279,7 @@ impl MigrateContext<'_> {
                 log.line(scope, "database schema up to date: no backup, no migration");
                 return Ok(());
             }
-            Pending::Refused(why) => return Err(why),
+            Pending::Refused(why) => return Err(MigrateError::Refused(why)),
             Pending::Pending(count) => {
                 log.line(scope, &format!("{count} migration(s) pending ({url:?})"))
             }
@@ -240,11 +297,7 @@ impl MigrateContext<'_> {
                     log.line(scope, "no database file yet: nothing to back up");
                     None
                 }
-                Err(e) => {
-                    return Err(format!(
-                        "backup before migrating failed, so nothing was migrated: {e}"
-                    ));
-                }
+                Err(e) => return Err(MigrateError::Backup(e)),
             };
             if let (Some(prefix), Some(path)) = (&self.config.backup_upload, &taken) {
                 let options = hooks_bundle::s3::S3Options {
@@ -253,11 +306,7 @@ impl MigrateContext<'_> {
                 };
                 match hooks_bundle::s3::upload_file(prefix, path, &options) {
                     Ok(url) => log.line(scope, &format!("backup copied to {url}")),
-                    Err(e) => {
-                        return Err(format!(
-                            "copying the backup off the server failed, so nothing was migrated: {e}"
-                        ));
-                    }
+                    Err(e) => return Err(MigrateError::Upload(e)),
                 }
             }
             if let Ok(removed) = backup::prune(self.backups_dir, self.keep_backups) {
@@ -269,7 +318,7 @@ impl MigrateContext<'_> {
         self.apply(log, scope, &url_file)
     }
 
-    fn apply(&self, log: &DeploymentLog, scope: &str, url_file: &Path) -> Result<(), String> {
+    fn apply(&self, log: &DeploymentLog, scope: &str, url_file: &Path) -> Result<(), MigrateError> {
         use std::os::unix::process::CommandExt;
         let mut child = Command::new(self.migrator())
             .process_group(0)
@@ -281,7 +330,7 @@ impl MigrateContext<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run the migrator: {e}"))?;
+            .map_err(MigrateError::RunUnstartable)?;
         let pgid = child.id() as i32;
         (self.track)(pgid, true);
         let mut readers = Vec::new();
@@ -302,17 +351,15 @@ impl MigrateContext<'_> {
         }
         let status = child.wait();
         (self.track)(pgid, false);
-        let status = status.map_err(|e| format!("waiting for the migrator: {e}"))?;
+        let status = status.map_err(MigrateError::Wait)?;
         for reader in readers {
             let _ = reader.join();
         }
         match status.code() {
             Some(0) => Ok(()),
-            Some(3) => Err("the migrator refused the migration set (exit 3); the database is unchanged; see its message above".into()),
-            Some(4) => Err("the migrator could not take the migration lock in time (exit 4); another migrator holds it (named above); the database is unchanged".into()),
-            _ => Err(format!(
-                "the migrator failed ({status}); the database is unchanged (each migration commits with its bookkeeping row or not at all); see its output above"
-            )),
+            Some(3) => Err(MigrateError::RunRefused),
+            Some(4) => Err(MigrateError::Locked),
+            _ => Err(MigrateError::RunFailed(status)),
         }
     }
 }

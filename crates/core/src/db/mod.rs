@@ -41,8 +41,25 @@ pub fn output_tracked(
     output
 }
 
+/// No backup by the name or path given; the text lists the backups there are.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "no backup {} (looked in {}); available: {}",
+    given.display(),
+    backups_dir.display(),
+    if available.is_empty() { "none".to_owned() } else { available.join(", ") }
+)]
+pub struct NoBackup {
+    /// The path or name asked for.
+    pub given: PathBuf,
+    /// `<root>/backups`, where a name was looked for.
+    pub backups_dir: PathBuf,
+    /// The complete backups there, sorted by name.
+    pub available: Vec<String>,
+}
+
 /// Finds a backup given as a path or as a name inside `backups_dir`.
-pub fn find_backup(backups_dir: &Path, given: &Path) -> Result<PathBuf, String> {
+pub fn find_backup(backups_dir: &Path, given: &Path) -> Result<PathBuf, NoBackup> {
     if given.is_file() {
         return Ok(given.to_owned());
     }
@@ -60,14 +77,9 @@ pub fn find_backup(backups_dir: &Path, given: &Path) -> Result<PathBuf, String> 
         })
         .unwrap_or_default();
     names.sort();
-    Err(format!(
-        "no backup {} (looked in {}); available: {}",
-        given.display(),
-        backups_dir.display(),
-        if names.is_empty() {
-            "none".to_owned()
-        } else {
-            names.join(", ")
-        }
-    ))
+    Err(NoBackup {
+        given: given.to_owned(),
+        backups_dir: backups_dir.to_owned(),
+        available: names,
+    })
 }

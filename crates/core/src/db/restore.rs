@@ -12,8 +12,8 @@ use crate::release::Layout;
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     /// No such backup; the message lists the ones there are.
-    #[error("{0}")]
-    NoBackup(String),
+    #[error(transparent)]
+    NoBackup(#[from] super::NoBackup),
     /// No URL file given, and the serving release does not say where its URL is.
     #[error("the serving release has no deploy.migrate section; pass --database-url-file FILE")]
     NoUrlFile,
@@ -41,8 +41,7 @@ impl Restore {
         backup: &Path,
         url_file: Option<&Path>,
     ) -> Result<Restore, RestoreError> {
-        let backup =
-            super::find_backup(&layout.backups_dir(), backup).map_err(RestoreError::NoBackup)?;
+        let backup = super::find_backup(&layout.backups_dir(), backup)?;
         let current = layout.current_release();
         let workdir = current
             .as_deref()

@@ -168,6 +168,7 @@ pub fn for_event<'a>(
                     };
                     context.record(ledger, log);
                 })
+                .map_err(|e| e.to_string())
             }))
         }
         Step::Services
@@ -178,7 +179,8 @@ pub fn for_event<'a>(
                 if let Some(config) = &release.spec.deploy.compose {
                     let state_dir = context.layout.root().join("compose");
                     let project =
-                        hooks_runtime::engine::deploy_step(config, &release.dir, &state_dir, log)?;
+                        hooks_runtime::engine::deploy_step(config, &release.dir, &state_dir, log)
+                            .map_err(|e| e.to_string())?;
                     // Only for the deployment's own release: a restore of the previous one
                     // is not what this deployment shipped.
                     if release.id == context.deployment_id {

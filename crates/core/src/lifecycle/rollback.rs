@@ -50,11 +50,21 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     let current = layout.current_release();
     let target = match choose_target(&layout, &history, current.as_deref(), options.to.as_deref()) {
         Ok(target) => target,
-        Err(error) => return Outcome::Invalid { id: None, error },
+        Err(error) => {
+            return Outcome::Invalid {
+                id: None,
+                error: error.to_string(),
+            };
+        }
     };
     let target = match load_release(&layout, &target) {
         Ok(release) => release,
-        Err(error) => return Outcome::Invalid { id: None, error },
+        Err(error) => {
+            return Outcome::Invalid {
+                id: None,
+                error: error.to_string(),
+            };
+        }
     };
     let replaced = current
         .as_deref()
@@ -300,35 +310,64 @@ pub fn rollback(options: &RollbackOptions) -> Outcome {
     outcome
 }
 
+/// Why no release can be rolled back to; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+enum TargetError {
+    /// The history could not be read.
+    #[error("cannot read the history: {0}")]
+    History(#[source] std::io::Error),
+    /// `--to` is not a deployment id.
+    #[error(transparent)]
+    BadId(#[from] crate::release::layout::RootError),
+    /// `--to` names the serving release.
+    #[error("release {id} is already current")]
+    AlreadyCurrent {
+        /// The release asked for.
+        id: String,
+    },
+    /// `--to` names a release not on this server.
+    #[error(
+        "release {id} is not kept on this server; kept releases: {}",
+        if kept.is_empty() { "none".to_owned() } else { kept.join(", ") }
+    )]
+    NotKept {
+        /// The release asked for.
+        id: String,
+        /// The deployments whose releases are kept, oldest first.
+        kept: Vec<String>,
+    },
+    /// No successful, not-bad release other than the current one is kept.
+    #[error(
+        "no earlier good release to roll back to (see `hooks history`); pass --to ID to choose one"
+    )]
+    NoGoodRelease,
+}
+
 /// The release to go back to: the one asked for, or the newest good one that is not current.
 fn choose_target(
     layout: &Layout,
     history: &History,
     current: Option<&str>,
     asked: Option<&str>,
-) -> Result<String, String> {
-    let deployments = history
-        .deployments()
-        .map_err(|e| format!("cannot read the history: {e}"))?;
+) -> Result<String, TargetError> {
+    let deployments = history.deployments().map_err(TargetError::History)?;
     let kept: Vec<String> = deployments
         .iter()
         .filter(|d| d.kind == Kind::Deploy && layout.release_dir(&d.id).is_dir())
         .map(|d| d.id.clone())
         .collect();
     if let Some(asked) = asked {
-        crate::release::layout::check_id(asked).map_err(|e| e.to_string())?;
+        crate::release::layout::check_id(asked)?;
         if Some(asked) == current {
-            return Err(format!("release {asked} is already current"));
+            return Err(TargetError::AlreadyCurrent {
+                id: asked.to_owned(),
+            });
         }
         if !layout.release_dir(asked).is_dir() {
-            return Err(format!(
-                "release {asked} is not kept on this server; kept releases: {}",
-                if kept.is_empty() {
-                    "none".to_owned()
-                } else {
-                    kept.join(", ")
-                }
-            ));
+            return Err(TargetError::NotKept {
+                id: asked.to_owned(),
+                kept,
+            });
         }
         return Ok(asked.to_owned());
     }
@@ -338,7 +377,5 @@ fn choose_target(
         .filter(|d| d.result == Some(history::Result::Success) && !d.bad)
         .map(|d| d.release().to_owned())
         .find(|r| Some(r.as_str()) != current && layout.release_dir(r).is_dir())
-        .ok_or_else(|| {
-            "no earlier good release to roll back to (see `hooks history`); pass --to ID to choose one".to_owned()
-        })
+        .ok_or(TargetError::NoGoodRelease)
 }

@@ -61,6 +61,34 @@ pub const NOTHING_TO_DO_UNDER_ENGINE: &str = "hooks run-hook: running under `hoo
 /// Where the agent keeps revisions.
 pub const DEFAULT_DEPLOYMENT_ROOT: &str = "/opt/codedeploy-agent/deployment-root";
 
+/// Why the agent's variables do not describe a hook to run (exit 3: not run by the agent, or
+/// an agent this does not understand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentEnvError {
+    /// A variable the agent always sets is missing or empty.
+    #[error(
+        "{name} is not set: `hooks run-hook` is meant to run as a hook script of the CodeDeploy agent, which sets LIFECYCLE_EVENT, DEPLOYMENT_ID, DEPLOYMENT_GROUP_NAME and DEPLOYMENT_GROUP_ID; to deploy by hand use `hooks deploy`"
+    )]
+    Missing {
+        /// The variable's name.
+        name: String,
+    },
+    /// `LIFECYCLE_EVENT` names no CodeDeploy lifecycle event.
+    #[error("LIFECYCLE_EVENT={name} is not a CodeDeploy lifecycle event")]
+    UnknownEvent {
+        /// The value given.
+        name: String,
+    },
+    /// `DEPLOYMENT_ID` cannot be a directory name under `releases/`.
+    #[error(
+        "DEPLOYMENT_ID={id:?} cannot name a release directory; expected an id like d-ABCDEFGHI"
+    )]
+    BadDeploymentId {
+        /// The value given.
+        id: String,
+    },
+}
+
 /// What the agent tells a hook script through its environment.
 #[derive(Debug, Clone)]
 pub struct AgentEvent {
@@ -80,21 +108,21 @@ pub struct AgentEvent {
 
 impl AgentEvent {
     /// Reads the agent's variables through `var` (normally `std::env::var`).
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, AgentEnvError> {
         let required = |name: &str| {
-            var(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                format!("{name} is not set: `hooks run-hook` is meant to run as a hook script of the CodeDeploy agent, which sets LIFECYCLE_EVENT, DEPLOYMENT_ID, DEPLOYMENT_GROUP_NAME and DEPLOYMENT_GROUP_ID; to deploy by hand use `hooks deploy`")
-            })
+            var(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| AgentEnvError::Missing {
+                    name: name.to_owned(),
+                })
         };
         let name = required("LIFECYCLE_EVENT")?;
         let event = LifecycleEvent::from_name(&name)
-            .ok_or_else(|| format!("LIFECYCLE_EVENT={name} is not a CodeDeploy lifecycle event"))?;
+            .ok_or_else(|| AgentEnvError::UnknownEvent { name: name.clone() })?;
         let deployment_id = required("DEPLOYMENT_ID")?;
         let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if !deployment_id.chars().all(safe) || deployment_id.starts_with('.') {
-            return Err(format!(
-                "DEPLOYMENT_ID={deployment_id:?} cannot name a release directory; expected an id like d-ABCDEFGHI"
-            ));
+            return Err(AgentEnvError::BadDeploymentId { id: deployment_id });
         }
         let group = required("DEPLOYMENT_GROUP_NAME")?;
         let bundle_env = [
@@ -267,7 +295,7 @@ pub fn run_hook(agent: &AgentEvent, options: &RunHookOptions) -> HookOutcome {
                         .flatten()
                     {
                         Some(previous) => load_release(&layout, &previous)
-                            .map_err(|e| failure(event, e))
+                            .map_err(|e| failure(event, e.to_string()))
                             .and_then(|r| activation.event(event, &agent_view(r))),
                         None => {
                             log.line(
@@ -471,7 +499,7 @@ fn adopt(
 ) -> Result<Release, String> {
     let release_dir = layout.release_dir(id);
     if release_dir.is_dir() {
-        return load_release(layout, id);
+        return load_release(layout, id).map_err(|e| e.to_string());
     }
     let partial = layout.partial_dir(id);
     let _ = std::fs::remove_dir_all(&partial);

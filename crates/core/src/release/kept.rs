@@ -17,18 +17,40 @@ pub struct Release {
     pub spec: AppSpec,
 }
 
+/// Why a kept release cannot be used; the text names the release.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadReleaseError {
+    /// No directory `releases/<id>` (pruned, or never deployed here).
+    #[error("release {id} is not on disk under {}", releases_dir.display())]
+    NotOnDisk {
+        /// The deployment id asked for.
+        id: String,
+        /// `<root>/releases`, where it was looked for.
+        releases_dir: PathBuf,
+    },
+    /// The release's directory holds no appspec.
+    #[error("release {id} has no appspec.yml")]
+    NoAppSpec {
+        /// The deployment id asked for.
+        id: String,
+    },
+    /// Its appspec cannot be read or is invalid.
+    #[error(transparent)]
+    AppSpec(#[from] hooks_appspec::AppSpecError),
+}
+
 /// Loads the appspec of a kept release.
-pub fn load_release(layout: &Layout, id: &str) -> Result<Release, String> {
+pub fn load_release(layout: &Layout, id: &str) -> Result<Release, LoadReleaseError> {
     let dir = layout.release_dir(id);
     if !dir.is_dir() {
-        return Err(format!(
-            "release {id} is not on disk under {}",
-            layout.releases_dir().display()
-        ));
+        return Err(LoadReleaseError::NotOnDisk {
+            id: id.to_owned(),
+            releases_dir: layout.releases_dir(),
+        });
     }
-    let path =
-        hooks_appspec::find_in(&dir).ok_or_else(|| format!("release {id} has no appspec.yml"))?;
-    let loaded = hooks_appspec::load(&path).map_err(|e| e.to_string())?;
+    let path = hooks_appspec::find_in(&dir)
+        .ok_or_else(|| LoadReleaseError::NoAppSpec { id: id.to_owned() })?;
+    let loaded = hooks_appspec::load(&path)?;
     Ok(Release {
         id: id.to_owned(),
         dir,

@@ -58,7 +58,32 @@ pub enum EngineError {
     RollbackFailed(String),
 }
 
+/// Why a release's `deploy.compose` step (or its dry-run plan) failed: its compose files, or
+/// the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The release's compose files cannot be found, read or merged.
+    #[error(transparent)]
+    Compose(#[from] hooks_compose::ComposeError),
+    /// The engine, or what the files ask of it (secret files, images), failed; its text is
+    /// already redacted when it comes from `up`.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
 impl EngineError {
+    /// The same kind of error with `change` applied to its text (to redact it, say), so the
+    /// exit code is kept.
+    pub fn map_text(self, change: impl FnOnce(&str) -> String) -> Self {
+        match self {
+            Self::NoEngine(text) => Self::NoEngine(change(&text)),
+            Self::Invalid(text) => Self::Invalid(change(&text)),
+            Self::Engine(text) => Self::Engine(change(&text)),
+            Self::RolledBack(text) => Self::RolledBack(change(&text)),
+            Self::RollbackFailed(text) => Self::RollbackFailed(change(&text)),
+        }
+    }
+
     /// The exit code of `hooks compose up|down`: 3 bad input, 2 restore failed, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -236,11 +261,11 @@ pub fn deploy_step(
     release_dir: &std::path::Path,
     state_dir: &std::path::Path,
     log: &DeploymentLog,
-) -> Result<String, String> {
+) -> Result<String, StepError> {
     let project = load_release_project(config, release_dir, &mut |warning| {
         log.line("compose", &format!("warning: {warning}"))
     })?;
-    let engine = Engine::connect().map_err(|e| e.to_string())?;
+    let engine = Engine::connect()?;
     let up_options = UpOptions {
         state_dir: state_dir.to_owned(),
         images: config.images.iter().map(|i| release_dir.join(i)).collect(),
@@ -249,7 +274,8 @@ pub fn deploy_step(
         // A service removed from the release's files goes once the rest is healthy.
         remove_orphans: true,
     };
-    let report = up(&engine, &project, &up_options, log).map_err(|e| log.redact(&e.to_string()))?;
+    let report =
+        up(&engine, &project, &up_options, log).map_err(|e| e.map_text(|t| log.redact(t)))?;
     log.line(
         "compose",
         &format!(
@@ -269,10 +295,9 @@ pub(crate) fn load_release_project(
     config: &hooks_appspec::ComposeConfig,
     release_dir: &std::path::Path,
     warn: &mut dyn FnMut(&str),
-) -> Result<Project, String> {
+) -> Result<Project, hooks_compose::ComposeError> {
     let files = if config.files.is_empty() {
-        let found =
-            hooks_compose::default_files(release_dir, false, None).map_err(|e| e.to_string())?;
+        let found = hooks_compose::default_files(release_dir, false, None)?;
         for warning in &found.warnings {
             warn(warning);
         }
@@ -286,7 +311,7 @@ pub(crate) fn load_release_project(
         environment: std::env::vars().collect(),
         profiles: config.profiles.clone(),
     };
-    hooks_compose::load(&options).map_err(|e| e.to_string())
+    hooks_compose::load(&options)
 }
 
 /// Builds one `build:` service's image now (like `docker compose build SERVICE`), so a later

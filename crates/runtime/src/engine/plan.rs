@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{mounts, spec, state};
+use super::{StepError, mounts, spec, state};
 
 /// One line per service: created, recreated (its configuration changed), unchanged (a `build:`
 /// service only if its rebuilt image keeps its id), or removed (no longer in the files).
@@ -13,12 +13,12 @@ pub fn plan_step(
     config: &hooks_appspec::ComposeConfig,
     release_dir: &Path,
     state_dir: &Path,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, StepError> {
     let project = super::load_release_project(config, release_dir, &mut |_| {})?;
-    let mut specs = spec::services(&project).map_err(|e| e.to_string())?;
+    let mut specs = spec::services(&project)?;
     // Their digests are part of the config hash; the contents are not kept.
-    spec::read_secrets(&mut specs).map_err(|e| e.to_string())?;
-    mounts::read_configs(&mut specs).map_err(|e| e.to_string())?;
+    spec::read_secrets(&mut specs)?;
+    mounts::read_configs(&mut specs)?;
     let recorded = state::recorded_specs(state_dir, &project.name);
     let mut lines = Vec::new();
     for spec in &specs {

@@ -47,16 +47,90 @@ impl Promotion {
     }
 }
 
+/// Why no single build was found for a commit; the text lists the candidates.
+#[derive(Debug, thiserror::Error)]
+pub enum FindBuildError {
+    /// The text given is too short or not alphanumeric to be part of a hash.
+    #[error("'{commit}' is not a commit: expected at least 4 letters or digits of its hash")]
+    NotACommit {
+        /// The commit as given.
+        commit: String,
+    },
+    /// The builds directory could not be listed.
+    #[error("cannot list {}: {source}", dir.display())]
+    Unlistable {
+        /// `<root>/binaries`.
+        dir: PathBuf,
+        /// The listing's error.
+        source: std::io::Error,
+    },
+    /// No build's name contains the commit.
+    #[error(
+        "no build in {} matches {commit}; builds: {}",
+        dir.display(),
+        if builds.is_empty() { "none".to_owned() } else { builds.join(", ") }
+    )]
+    NoMatch {
+        /// `<root>/binaries`.
+        dir: PathBuf,
+        /// The commit as given.
+        commit: String,
+        /// Every build there, sorted by name.
+        builds: Vec<String>,
+    },
+    /// More than one build's name contains the commit.
+    #[error(
+        "{} builds in {} match {commit}: {}; give more of the hash",
+        matching.len(),
+        dir.display(),
+        matching.join(", ")
+    )]
+    Ambiguous {
+        /// `<root>/binaries`.
+        dir: PathBuf,
+        /// The commit as given.
+        commit: String,
+        /// The builds whose names contain it, sorted by name.
+        matching: Vec<String>,
+    },
+}
+
+/// Why a link could not be switched; the old target, if any, is still in place.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchLinkError {
+    /// The link's directory could not be created.
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        /// The link's directory.
+        dir: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The new link could not be made, renamed over the old one, or synced.
+    #[error("cannot point {} at {}: {source}", link.display(), target.display())]
+    Point {
+        /// The link.
+        link: PathBuf,
+        /// The target it was to point at.
+        target: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
 /// The one file in `binaries_dir` whose name contains `commit`; otherwise an error listing
 /// the candidates (all builds when none matches).
-pub fn find_build(binaries_dir: &Path, commit: &str) -> Result<PathBuf, String> {
+pub fn find_build(binaries_dir: &Path, commit: &str) -> Result<PathBuf, FindBuildError> {
     if commit.len() < 4 || !commit.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "'{commit}' is not a commit: expected at least 4 letters or digits of its hash"
-        ));
+        return Err(FindBuildError::NotACommit {
+            commit: commit.to_owned(),
+        });
     }
     let mut names: Vec<String> = std::fs::read_dir(binaries_dir)
-        .map_err(|e| format!("cannot list {}: {e}", binaries_dir.display()))?
+        .map_err(|source| FindBuildError::Unlistable {
+            dir: binaries_dir.to_owned(),
+            source,
+        })?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
@@ -64,33 +138,28 @@ pub fn find_build(binaries_dir: &Path, commit: &str) -> Result<PathBuf, String> 
     let matching: Vec<&String> = names.iter().filter(|n| n.contains(commit)).collect();
     match matching.as_slice() {
         [one] => Ok(binaries_dir.join(one)),
-        [] => Err(format!(
-            "no build in {} matches {commit}; builds: {}",
-            binaries_dir.display(),
-            if names.is_empty() {
-                "none".to_owned()
-            } else {
-                names.join(", ")
-            }
-        )),
-        many => Err(format!(
-            "{} builds in {} match {commit}: {}; give more of the hash",
-            many.len(),
-            binaries_dir.display(),
-            many.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        [] => Err(FindBuildError::NoMatch {
+            dir: binaries_dir.to_owned(),
+            commit: commit.to_owned(),
+            builds: names,
+        }),
+        many => Err(FindBuildError::Ambiguous {
+            dir: binaries_dir.to_owned(),
+            commit: commit.to_owned(),
+            matching: many.iter().map(|s| (*s).clone()).collect(),
+        }),
     }
 }
 
 /// Points `link` at `target` atomically (a fresh link renamed over the old one); returns the
 /// previous target.
-pub fn switch_link(link: &Path, target: &Path) -> Result<Option<PathBuf>, String> {
+pub fn switch_link(link: &Path, target: &Path) -> Result<Option<PathBuf>, SwitchLinkError> {
     let previous = std::fs::read_link(link).ok();
     let dir = link.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| SwitchLinkError::CreateDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     let temp = dir.join(format!(
         ".{}.new",
         link.file_name().unwrap_or_default().to_string_lossy()
@@ -99,12 +168,10 @@ pub fn switch_link(link: &Path, target: &Path) -> Result<Option<PathBuf>, String
     std::os::unix::fs::symlink(target, &temp)
         .and_then(|()| std::fs::rename(&temp, link))
         .and_then(|()| hooks_journal::durable::sync_dir(dir))
-        .map_err(|e| {
-            format!(
-                "cannot point {} at {}: {e}",
-                link.display(),
-                target.display()
-            )
+        .map_err(|source| SwitchLinkError::Point {
+            link: link.to_owned(),
+            target: target.to_owned(),
+            source,
         })?;
     Ok(previous)
 }
@@ -168,7 +235,7 @@ pub fn promote(
 ) -> Promotion {
     let build = match find_build(&root.join("binaries"), commit) {
         Ok(build) => build,
-        Err(e) => return Promotion::Invalid(e),
+        Err(e) => return Promotion::Invalid(e.to_string()),
     };
     if let Err(e) = services::check_managers(services) {
         return Promotion::Invalid(format!("{e}; nothing was changed"));
@@ -182,7 +249,7 @@ pub fn promote(
     let relative = Path::new("../binaries").join(&name);
     let previous = match switch_link(&link, &relative) {
         Ok(previous) => previous,
-        Err(e) => return Promotion::Invalid(e),
+        Err(e) => return Promotion::Invalid(e.to_string()),
     };
     note(&format!("bin/prod -> binaries/{name}"));
     let previous_name = previous
@@ -199,7 +266,9 @@ pub fn promote(
         },
         only,
         || match &previous {
-            Some(previous) => switch_link(&link, previous).map(drop),
+            Some(previous) => switch_link(&link, previous)
+                .map(drop)
+                .map_err(|e| e.to_string()),
             None => Ok(()),
         },
         note,

@@ -19,7 +19,7 @@ fn declared_services(layout: &Layout) -> (Vec<ServiceConfig>, Option<String>) {
     };
     match hooks_core::release::kept::load_release(layout, &current) {
         Ok(release) => (release.spec.deploy.services, None),
-        Err(e) => (Vec::new(), Some(e)),
+        Err(e) => (Vec::new(), Some(e.to_string())),
     }
 }
 
