@@ -400,16 +400,24 @@ pub(super) fn project_filter(project: &str) -> HashMap<&'static str, Vec<String>
     HashMap::from([("label", vec![format!("{PROJECT}={project}")])])
 }
 
-/// The project's containers by (service, replica number), without `.next` leftovers.
-pub(super) async fn existing(docker: &Docker, project: &str) -> Result<Current, EngineError> {
+/// Every container labelled with `project`, running or not.
+async fn listed(
+    docker: &Docker,
+    project: &str,
+) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
     let options = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&project_filter(project))
         .build();
-    let list = docker
+    docker
         .list_containers(Some(options))
         .await
-        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
+        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))
+}
+
+/// The project's containers by (service, replica number), without `.next` leftovers.
+pub(super) async fn existing(docker: &Docker, project: &str) -> Result<Current, EngineError> {
+    let list = listed(docker, project).await?;
     // A start-first replacement left behind by a crash (`.next`) is not the service's
     // container; `up` replaces it and `down` removes it (see `all_containers`).
     Ok(list
@@ -433,15 +441,8 @@ pub(super) async fn all_containers(
     docker: &Docker,
     project: &str,
 ) -> Result<Vec<(String, String)>, EngineError> {
-    let options = ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&project_filter(project))
-        .build();
-    let list = docker
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| EngineError::Engine(format!("listing containers: {e}")))?;
-    Ok(list
+    Ok(listed(docker, project)
+        .await?
         .into_iter()
         .filter_map(|c| Some((c.labels?.get(SERVICE)?.clone(), c.id?)))
         .collect())
