@@ -1,5 +1,6 @@
-//! Bundles: where a revision comes from (a local directory or archive; S3 later), and unpacking
-//! it safely into a new release directory.
+//! Bundles: where a revision comes from (a local directory or archive; an S3 object with the
+//! `s3` feature, on by default), and unpacking it safely into a new release directory; and
+//! `publish`, CI's side of S3 bundles.
 //!
 //! Every format goes through one writer (the `extract` module), so the refusals (absolute paths, `..`,
 //! escaping links, writes through links, device entries, limits) are the same for tar, zip and
@@ -13,7 +14,9 @@ mod extract;
 mod guard;
 mod links;
 mod local;
+#[cfg(feature = "s3")]
 pub mod publish;
+#[cfg(feature = "s3")]
 pub mod s3;
 mod tar_stream;
 mod tree;
@@ -127,7 +130,7 @@ pub enum BundleError {
     },
 }
 
-/// A place a revision can be read from. Local paths now; S3 implements the same trait.
+/// A place a revision can be read from: a local path, or an S3 object.
 pub trait BundleSource {
     /// A short human description for logs and the history (`/path/app.tgz`, `s3://b/k`).
     fn describe(&self) -> String;
@@ -155,6 +158,7 @@ pub trait BundleSource {
 }
 
 /// What [`open`] needs for an `s3://` bundle; a local one uses none of it.
+#[cfg(feature = "s3")]
 pub struct OpenOptions<'a> {
     /// Connection settings.
     pub s3: s3::S3Options,
@@ -165,6 +169,7 @@ pub struct OpenOptions<'a> {
 
 /// Opens `--bundle`: an `s3://BUCKET/KEY[?versionId=V]` URL is an S3 object (see
 /// [`s3::open_s3`]), anything else a local path (see [`open_local`]). Nothing is fetched yet.
+#[cfg(feature = "s3")]
 pub fn open(
     bundle: &Path,
     options: &OpenOptions<'_>,
